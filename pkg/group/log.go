@@ -1,0 +1,87 @@
+package group
+
+import "sluice/pkg/av"
+
+// maxFormats bounds the number of output formats a Manager can serve.
+const maxFormats = 8
+
+// Frame is one packet of a stream together with its encodings: the bytes of
+// each active output format, made once and shared by every subscriber of
+// that format. A Frame is immutable once appended to a group's log, except
+// that a format's bytes are filled in exactly once, when the format first
+// becomes active in the group, before any reader of that format exists.
+type Frame struct {
+	seq     uint64
+	offset  uint64 // stream bytes appended before this frame
+	arrival int64  // when the frame was appended, on the Manager's clock
+	Packet  *av.Packet
+	data    [maxFormats][]byte
+}
+
+// Bytes returns the frame's encoding in format f (nil if f does not carry it).
+func (fr *Frame) Bytes(f Format) []byte { return fr.data[f] }
+
+func (fr *Frame) size() uint64 { return uint64(len(fr.Packet.Payload)) }
+
+// frameLog is a ring of the most recent frames of a stream, addressed by a
+// monotonically increasing sequence number. Subscribers are cursors into it:
+// appending a frame costs the same whatever the number of subscribers.
+type frameLog struct {
+	ring  []*Frame // len is a power of two
+	tail  uint64   // seq of the oldest retained frame
+	head  uint64   // seq the next appended frame gets
+	bytes uint64   // total stream bytes appended so far
+}
+
+func newFrameLog() *frameLog {
+	return &frameLog{ring: make([]*Frame, 64)}
+}
+
+func (l *frameLog) len() int { return int(l.head - l.tail) }
+
+func (l *frameLog) at(seq uint64) *Frame {
+	return l.ring[seq&uint64(len(l.ring)-1)]
+}
+
+func (l *frameLog) append(fr *Frame) {
+	if l.len() == len(l.ring) {
+		l.grow()
+	}
+	fr.seq = l.head
+	fr.offset = l.bytes
+	l.ring[l.head&uint64(len(l.ring)-1)] = fr
+	l.head++
+	l.bytes += fr.size()
+}
+
+func (l *frameLog) grow() {
+	ring := make([]*Frame, 2*len(l.ring))
+	for s := l.tail; s < l.head; s++ {
+		ring[s&uint64(len(ring)-1)] = l.at(s)
+	}
+	l.ring = ring
+}
+
+func (l *frameLog) evictOldest() {
+	l.ring[l.tail&uint64(len(l.ring)-1)] = nil
+	l.tail++
+}
+
+// retainedBytes is the stream bytes held from seq on.
+func (l *frameLog) bytesFrom(seq uint64) uint64 {
+	if seq >= l.head {
+		return 0
+	}
+	return l.bytes - l.at(seq).offset
+}
+
+// reset drops every retained frame; sequence numbers keep counting up so
+// that subscriber cursors stay valid.
+func (l *frameLog) reset() {
+	for l.tail < l.head {
+		l.evictOldest()
+	}
+	if len(l.ring) > 64 {
+		l.ring = make([]*Frame, 64)
+	}
+}

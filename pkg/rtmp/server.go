@@ -1,0 +1,156 @@
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"sluice/pkg/av"
+)
+
+// Publisher receives the packets of a publishing session.
+type Publisher interface {
+	WritePacket(pkt *av.Packet)
+	Close()
+}
+
+// Subscription yields the shared RTMP chunk bytes a playing session sends:
+// see Muxer for their form.
+type Subscription interface {
+	Next(dst [][]byte) ([][]byte, error)
+	Close()
+}
+
+// Handler decides what happens to a server session's requests. It is called
+// from the session's goroutine.
+type Handler interface {
+	// OnConnect reports a connect command (app, tcUrl and flashVer are set).
+	OnConnect(s *ServerSession)
+	// OnPublish accepts a publish request, or refuses it with an error that
+	// the client is told as NetStream.Publish.BadName.
+	OnPublish(s *ServerSession) (Publisher, error)
+	// OnPlay accepts a play request, or refuses it with an error that the
+	// client is told as NetStream.Play.Failed.
+	OnPlay(s *ServerSession) (Subscription, error)
+}
+
+// Server accepts RTMP connections and runs a ServerSession on each.
+type Server struct {
+	Handler Handler
+	Logger  *zap.Logger
+	// NewSessionID names each accepted connection; lal uses RTMPPUBSUB<n>.
+	NewSessionID func() string
+	// HandshakeTimeout bounds the handshake and the wait for publish or play.
+	// Default 10 s.
+	HandshakeTimeout time.Duration
+	// ReadTimeout is a publisher's socket read timeout. Default 120 s.
+	ReadTimeout time.Duration
+	// WriteTimeout is a player's socket write timeout. Default 10 s.
+	WriteTimeout time.Duration
+	// Limits bound what a peer may send.
+	Limits ReaderLimits
+
+	mu       sync.Mutex
+	ln       net.Listener
+	sessions map[*ServerSession]struct{}
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("rtmp: server closed")
+
+// Serve accepts connections on ln until Shutdown.
+func (srv *Server) Serve(ln net.Listener) error {
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		return ErrServerClosed
+	}
+	srv.ln = ln
+	if srv.sessions == nil {
+		srv.sessions = map[*ServerSession]struct{}{}
+	}
+	srv.mu.Unlock()
+	var tempDelay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			srv.mu.Lock()
+			closed := srv.closed
+			srv.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if tempDelay == 0 {
+					tempDelay = 5 * time.Millisecond
+				} else if tempDelay *= 2; tempDelay > time.Second {
+					tempDelay = time.Second
+				}
+				time.Sleep(tempDelay)
+				continue
+			}
+			return err
+		}
+		tempDelay = 0
+		s := newServerSession(srv, conn)
+		srv.mu.Lock()
+		if srv.closed {
+			srv.mu.Unlock()
+			conn.Close()
+			return ErrServerClosed
+		}
+		srv.sessions[s] = struct{}{}
+		srv.wg.Add(1)
+		srv.mu.Unlock()
+		go func() {
+			defer srv.wg.Done()
+			s.run()
+			srv.mu.Lock()
+			delete(srv.sessions, s)
+			srv.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown closes the listener and every session, and waits for their
+// goroutines to end or ctx to expire.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.mu.Lock()
+	srv.closed = true
+	if srv.ln != nil {
+		srv.ln.Close()
+	}
+	for s := range srv.sessions {
+		s.Close()
+	}
+	srv.mu.Unlock()
+	done := make(chan struct{})
+	go func() { srv.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (srv *Server) logger() *zap.Logger {
+	if srv.Logger == nil {
+		return zap.NewNop()
+	}
+	return srv.Logger
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,272 @@
+// Package server builds Sluice from its configuration: the listeners, the
+// protocol servers, the group manager, and the wiring between them. It is
+// the only package that sees every other one.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"sluice/pkg/config"
+	"sluice/pkg/group"
+	"sluice/pkg/httpflv"
+	"sluice/pkg/rtmp"
+	"sluice/pkg/sessionid"
+)
+
+// Version is Sluice's version.
+const Version = "0.1.0"
+
+// Protocol strings of sessions, as the webhook document spells them.
+const (
+	ProtocolRTMP    = "RTMP"
+	ProtocolHTTPFLV = "HTTP-FLV"
+)
+
+// Server is a running Sluice: every listener the configuration enables.
+type Server struct {
+	cfg    *config.Config
+	log    *zap.Logger
+	groups *group.Manager
+
+	formatRTMP group.Format
+	formatFLV  group.Format
+
+	rtmpServer *rtmp.Server
+	rtmpLn     net.Listener
+	httpLns    []httpListener
+
+	wg       sync.WaitGroup
+	serveErr chan error
+}
+
+type httpListener struct {
+	key    string
+	ln     net.Listener
+	server *http.Server
+}
+
+// ListenError is a listener that could not be opened; it names the config key.
+type ListenError struct {
+	Key  string
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("cannot listen on %s = %q: %v", e.Key, e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// New builds a server from cfg; nothing listens until Start.
+func New(cfg *config.Config, log *zap.Logger) *Server {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, log: log, serveErr: make(chan error, 4)}
+	formats := []group.FormatSpec{
+		{Name: "rtmp", GOPNum: cfg.RTMP.GOPNum, NewMuxer: func(string) group.Muxer { return rtmp.Muxer{} }},
+		{Name: "flv", GOPNum: cfg.HTTPFLV.GOPNum, NewMuxer: func(string) group.Muxer { return httpflv.Muxer{} }},
+	}
+	s.formatRTMP, s.formatFLV = 0, 1
+	s.groups = group.NewManager(group.Config{
+		Formats:              formats,
+		SingleGOPMaxFrameNum: maxNonZero(cfg.RTMP.SingleGOPMaxFrameNum, cfg.HTTPFLV.SingleGOPMaxFrameNum),
+		Observer:             &eventLogger{log: log},
+		Logger:               log,
+	})
+	return s
+}
+
+// maxNonZero picks the larger cap; 0 (no cap) wins over any cap.
+func maxNonZero(a, b int) int {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	return max(a, b)
+}
+
+// Groups returns the group manager.
+func (s *Server) Groups() *group.Manager { return s.groups }
+
+// Start opens every enabled listener and starts serving. A listener that
+// cannot be opened is a *ListenError naming its config key; nothing is left
+// open then.
+func (s *Server) Start() error {
+	if err := s.listen(); err != nil {
+		s.closeListeners()
+		return err
+	}
+	if s.rtmpLn != nil {
+		s.rtmpServer = &rtmp.Server{
+			Handler:      &rtmpHandler{s: s},
+			Logger:       s.log,
+			NewSessionID: func() string { return sessionid.Next(sessionid.RTMPServer) },
+			WriteTimeout: s.groups.WriteTimeout(),
+		}
+		s.goServe("rtmp.addr", func() error { return s.rtmpServer.Serve(s.rtmpLn) })
+		s.log.Info("rtmp listening", zap.String("addr", s.rtmpLn.Addr().String()))
+	}
+	for _, hl := range s.httpLns {
+		hl := hl
+		s.goServe(hl.key, func() error { return hl.server.Serve(hl.ln) })
+		s.log.Info("http listening", zap.String("key", hl.key), zap.String("addr", hl.ln.Addr().String()))
+	}
+	return nil
+}
+
+func (s *Server) goServe(key string, serve func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := serve()
+		if err != nil && !errors.Is(err, rtmp.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener stopped", zap.String("key", key), zap.Error(err))
+			select {
+			case s.serveErr <- fmt.Errorf("%s: %w", key, err):
+			default:
+			}
+		}
+	}()
+}
+
+// Errors reports a listener that stopped serving on its own.
+func (s *Server) Errors() <-chan error { return s.serveErr }
+
+func (s *Server) listen() error {
+	cfg := s.cfg
+	if cfg.RTMP.Enable {
+		ln, err := net.Listen("tcp", cfg.RTMP.Addr)
+		if err != nil {
+			return &ListenError{Key: "rtmp.addr", Addr: cfg.RTMP.Addr, Err: err}
+		}
+		s.rtmpLn = ln
+	}
+	if cfg.HTTPFLV.Enable {
+		mux := http.NewServeMux()
+		flvHandler := &httpflv.Handler{
+			Subscribe:    s.subscribeFLV,
+			Logger:       s.log,
+			NewSessionID: func() string { return sessionid.Next(sessionid.FLVSub) },
+			WriteTimeout: s.groups.WriteTimeout(),
+			ServerName:   "sluice/" + Version,
+		}
+		mux.Handle(cfg.HTTPFLV.URLPattern, routeBySuffix(map[string]http.Handler{".flv": flvHandler}))
+		ln, err := net.Listen("tcp", cfg.HTTPFLV.HTTPListenAddr)
+		if err != nil {
+			return &ListenError{Key: "httpflv.http_listen_addr", Addr: cfg.HTTPFLV.HTTPListenAddr, Err: err}
+		}
+		s.httpLns = append(s.httpLns, httpListener{
+			key: "httpflv.http_listen_addr",
+			ln:  ln,
+			server: &http.Server{
+				Handler:           mux,
+				ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog:          zap.NewStdLog(s.log),
+			},
+		})
+	}
+	return nil
+}
+
+// routeBySuffix sends each request to the handler of its path's suffix, and
+// answers 404 to any other path.
+func routeBySuffix(handlers map[string]http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for suffix, h := range handlers {
+			if strings.HasSuffix(r.URL.Path, suffix) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		http.NotFound(w, r)
+	})
+}
+
+func (s *Server) closeListeners() {
+	if s.rtmpLn != nil {
+		s.rtmpLn.Close()
+	}
+	for _, hl := range s.httpLns {
+		hl.ln.Close()
+	}
+}
+
+// RTMPAddr returns the RTMP listener's address ("" if RTMP is off).
+func (s *Server) RTMPAddr() string {
+	if s.rtmpLn == nil {
+		return ""
+	}
+	return s.rtmpLn.Addr().String()
+}
+
+// HTTPFLVAddr returns the HTTP-FLV listener's address ("" if it is off).
+func (s *Server) HTTPFLVAddr() string {
+	for _, hl := range s.httpLns {
+		if hl.key == "httpflv.http_listen_addr" {
+			return hl.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// Shutdown stops every listener and closes every session.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.rtmpServer != nil {
+		errs = append(errs, s.rtmpServer.Shutdown(ctx))
+	}
+	for _, hl := range s.httpLns {
+		// Streaming responses are hijacked connections, which http.Server
+		// does not track: close the subscribers' sessions through the groups.
+		errs = append(errs, hl.server.Shutdown(ctx))
+	}
+	s.closeAllSessions()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
+
+// closeAllSessions ends every publisher and subscriber still attached to a group.
+func (s *Server) closeAllSessions() {
+	for _, g := range s.groups.Groups() {
+		st := g.Stat()
+		if st.Pub != nil && st.Pub.Close != nil {
+			st.Pub.Close()
+		}
+		for _, sub := range st.Subs {
+			if sub.Close != nil {
+				sub.Close()
+			}
+		}
+	}
+}
+
+// eventLogger logs lifecycle events.
+type eventLogger struct{ log *zap.Logger }
+
+func (l *eventLogger) OnEvent(ev group.Event) {
+	l.log.Info("session "+ev.Type.String(),
+		zap.String("session_id", ev.Session.ID),
+		zap.String("stream_name", ev.Session.StreamName),
+		zap.String("remote_addr", ev.Session.RemoteAddr),
+		zap.String("protocol", ev.Session.Protocol),
+		zap.Bool("has_in_session", ev.HasInSession),
+		zap.Bool("has_out_session", ev.HasOutSession),
+		zap.Uint64("read_bytes_sum", ev.ReadBytes),
+		zap.Uint64("wrote_bytes_sum", ev.WrittenBytes))
+}

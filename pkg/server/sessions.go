@@ -1,0 +1,67 @@
+package server
+
+import (
+	"go.uber.org/zap"
+
+	"sluice/pkg/group"
+	"sluice/pkg/httpflv"
+	"sluice/pkg/rtmp"
+)
+
+// rtmpHandler connects RTMP server sessions to the groups.
+type rtmpHandler struct{ s *Server }
+
+func rtmpSessionInfo(sess *rtmp.ServerSession, baseType string) group.SessionInfo {
+	return group.SessionInfo{
+		ID:         sess.ID(),
+		Protocol:   ProtocolRTMP,
+		BaseType:   baseType,
+		RemoteAddr: sess.RemoteAddr(),
+		URL:        sess.URL(),
+		AppName:    sess.App(),
+		StreamName: sess.StreamName(),
+		URLParam:   sess.URLParam(),
+		StartTime:  sess.StartTime(),
+		Counters:   sess,
+		Close:      sess.Close,
+	}
+}
+
+func (h *rtmpHandler) OnConnect(sess *rtmp.ServerSession) {
+	h.s.log.Info("rtmp connect",
+		zap.String("session_id", sess.ID()),
+		zap.String("stream_name", ""),
+		zap.String("remote_addr", sess.RemoteAddr()),
+		zap.String("app", sess.App()),
+		zap.String("flashVer", sess.FlashVer()),
+		zap.String("tcUrl", sess.TcURL()))
+}
+
+func (h *rtmpHandler) OnPublish(sess *rtmp.ServerSession) (rtmp.Publisher, error) {
+	pub, err := h.s.groups.Publish(rtmpSessionInfo(sess, group.BasePub))
+	if err != nil {
+		return nil, err
+	}
+	return pub, nil
+}
+
+func (h *rtmpHandler) OnPlay(sess *rtmp.ServerSession) (rtmp.Subscription, error) {
+	return h.s.groups.Subscribe(rtmpSessionInfo(sess, group.BaseSub), h.s.formatRTMP), nil
+}
+
+func (s *Server) subscribeFLV(sess *httpflv.SubSession) (httpflv.Subscription, error) {
+	info := group.SessionInfo{
+		ID:         sess.ID(),
+		Protocol:   ProtocolHTTPFLV,
+		BaseType:   group.BaseSub,
+		RemoteAddr: sess.RemoteAddr(),
+		URL:        sess.URL,
+		AppName:    sess.AppName,
+		StreamName: sess.StreamName,
+		URLParam:   sess.URLParam,
+		StartTime:  sess.StartTime(),
+		Counters:   sess,
+		Close:      sess.Close,
+	}
+	return s.groups.Subscribe(info, s.formatFLV), nil
+}
