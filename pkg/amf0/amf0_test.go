@@ -233,14 +233,32 @@ func TestDepthLimit(t *testing.T) {
 	if _, err := Append(nil, nestObjects(MaxDepth+1)); err == nil || !strings.Contains(err.Error(), "depth") {
 		t.Fatalf("encode depth %d: err = %v", MaxDepth+1, err)
 	}
-	// Hand-build too-deep input: 65 nested strict arrays of one element.
-	var deep []byte
-	for i := 0; i < MaxDepth+1; i++ {
-		deep = append(deep, markerStrictArray, 0, 0, 0, 1)
+	// Hand-build input nested one level too deep with each container type.
+	opens := map[string][]byte{
+		"object":       {markerObject, 0, 1, 'k'},
+		"ECMA array":   {markerECMAArray, 0, 0, 0, 1, 0, 1, 'k'},
+		"strict array": {markerStrictArray, 0, 0, 0, 1},
 	}
-	deep = append(deep, markerNull)
-	if _, _, err := DecodeOne(deep); err == nil || !strings.Contains(err.Error(), "depth") {
-		t.Fatalf("decode depth %d: err = %v", MaxDepth+1, err)
+	for name, open := range opens {
+		for _, depth := range []int{MaxDepth, MaxDepth + 1} {
+			var in []byte
+			for i := 0; i < depth; i++ {
+				in = append(in, open...)
+			}
+			in = append(in, markerNull)
+			if open[0] != markerStrictArray {
+				for i := 0; i < depth; i++ {
+					in = append(in, 0, 0, markerObjectEnd)
+				}
+			}
+			_, n, err := DecodeOne(in)
+			if depth == MaxDepth && (err != nil || n != len(in)) {
+				t.Fatalf("%s nested %d deep: %v", name, depth, err)
+			}
+			if depth > MaxDepth && (err == nil || !strings.Contains(err.Error(), "depth")) {
+				t.Fatalf("%s nested %d deep: err = %v", name, depth, err)
+			}
+		}
 	}
 	// A cyclic slice must not recurse forever.
 	cyc := []any{nil}

@@ -9,6 +9,11 @@
 // into underscores: SLUICE_RTMP_ADDR, SLUICE_SERVER_ID,
 // SLUICE_RELAY_PUSH_ADDR_LIST (lists are comma separated). Precedence is
 // environment, then file, then default.
+//
+// lal's derived values follow: an HTTP listen field that httpflv, httpts or
+// hls leaves empty takes default_http's, every url_pattern is made to start
+// and end with "/", and an absent hls.delete_threshold follows
+// hls.fragment_num.
 package config
 
 import (
@@ -354,8 +359,8 @@ func fixURLPattern(p string) string {
 }
 
 // Listeners returns every enabled plain (non-TLS) listen address with the key
-// that set it. httpflv, httpts and hls share one listener when their
-// addresses are equal, named after the first of them.
+// that set it, httpflv, httpts and hls sharing one entry, named after the
+// first of them, when their addresses are equal.
 func (c *Config) Listeners() []Listener {
 	var ls []Listener
 	add := func(enabled bool, key, addr string) {

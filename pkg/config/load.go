@@ -63,9 +63,7 @@ func Load(path string) (*Config, []string, error) {
 	present := make(map[string]bool)
 	for _, f := range c.fields() {
 		env := envVar(f.key)
-		if err := v.BindEnv(f.key, env); err != nil {
-			return nil, nil, &Error{Key: f.key, Err: err, msg: fmt.Sprintf("config: key %q: %v", f.key, err)}
-		}
+		_ = v.BindEnv(f.key, env) // fails only when given no key
 		val := v.Get(f.key)
 		if val == nil {
 			continue
@@ -121,7 +119,7 @@ func parse(path, format string, data []byte) (map[string]any, *Error) {
 				line, col := de.Position()
 				return nil, syntaxError(path, "TOML", line, col, strings.TrimPrefix(de.Error(), "toml: "), err)
 			}
-			return nil, syntaxError(path, "TOML", 0, 0, err.Error(), err)
+			return nil, syntaxError(path, "TOML", 0, 0, strings.TrimPrefix(err.Error(), "toml: "), err)
 		}
 	default:
 		if err := json.Unmarshal(data, &raw); err != nil {
@@ -129,8 +127,17 @@ func parse(path, format string, data []byte) (map[string]any, *Error) {
 			var te *json.UnmarshalTypeError
 			switch {
 			case errors.As(err, &se):
-				line, col := position(data, se.Offset)
-				return nil, syntaxError(path, "JSON", line, col, se.Error(), err)
+				off, what := se.Offset, se.Error()
+				if what == "unexpected end of JSON input" {
+					off = int64(len(data)) + 1
+				} else if m := jsonMissingSeparator.FindStringSubmatch(what); m != nil {
+					// The mistake is a separator missing right after the
+					// previous token, often at the end of an earlier line.
+					off = int64(len(bytes.TrimRight(data[:max(off-1, 0)], " \t\r\n"))) + 1
+					what = fmt.Sprintf("expected %s after %s, found %s", separators[m[2]], m[2], m[1])
+				}
+				line, col := position(data, off)
+				return nil, syntaxError(path, "JSON", line, col, what, err)
 			case errors.As(err, &te) && te.Field == "":
 				line, col := position(data, firstByte(data))
 				return nil, syntaxError(path, "JSON", line, col, "the top level must be an object, not "+te.Value, err)
@@ -175,7 +182,19 @@ func firstByte(data []byte) int64 {
 	return int64(len(data)-len(bytes.TrimLeft(data, " \t\r\n"))) + 1
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\s*)?line (\d+): (.*)`)
+// jsonMissingSeparator matches the encoding/json errors that mean a comma,
+// closing bracket or colon is missing.
+var jsonMissingSeparator = regexp.MustCompile(`^invalid character (.+) after (object key:value pair|array element|object key)$`)
+
+// separators names what may follow each kind of token in jsonMissingSeparator.
+var separators = map[string]string{
+	"object key:value pair": "',' or '}'",
+	"array element":         "',' or ']'",
+	"object key":            "':'",
+}
+
+// yamlLine splits a go-yaml message around its "line N: ".
+var yamlLine = regexp.MustCompile(`(?s)^(.*?)line (\d+): (.*)$`)
 
 // yamlPosition splits a go-yaml error into its line, 0 when it has none, and
 // its message.
@@ -184,10 +203,13 @@ func yamlPosition(err error) (int, string) {
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msg = te.Errors[0]
+		if s, ok := strings.CutSuffix(msg, " into map[string]interface {}"); ok {
+			msg = strings.Replace(s, "cannot unmarshal", "the top level must be a mapping, not", 1)
+		}
 	}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return line, m[2]
+		line, _ := strconv.Atoi(m[2])
+		return line, strings.TrimPrefix(m[1]+m[3], "yaml: ")
 	}
 	return 0, strings.TrimPrefix(msg, "yaml: ")
 }

@@ -482,7 +482,8 @@ type Sub struct {
 	cursor      uint64
 	needInit    bool
 	waitKey     bool
-	behindSince int64
+	behindSince int64 // start of the current episode of skips
+	lastSkip    int64
 	dropped     uint64
 }
 
@@ -533,11 +534,16 @@ func (s *Sub) collect(dst [][]byte) ([][]byte, error) {
 	l := g.log
 	now := g.m.now()
 	if s.cursor < l.head && (s.cursor < l.tail || l.at(s.cursor).arrival < now-int64(g.m.cfg.MaxLag)) {
-		if s.behindSince == 0 {
+		// Skips that follow each other within the write timeout are one
+		// episode of being behind; an episode longer than that ends the
+		// subscriber.
+		timeout := int64(g.m.cfg.WriteTimeout)
+		if s.lastSkip == 0 || now-s.lastSkip > timeout {
 			s.behindSince = now
-		} else if now-s.behindSince > int64(g.m.cfg.WriteTimeout) {
+		} else if now-s.behindSince > timeout {
 			return dst, ErrTooSlow
 		}
+		s.lastSkip = now
 		target := l.head
 		if n := len(g.gopStarts); n > 0 && g.gopStarts[n-1] > s.cursor {
 			target = g.gopStarts[n-1]
@@ -574,9 +580,6 @@ func (s *Sub) collect(dst [][]byte) ([][]byte, error) {
 		if b := fr.data[s.format]; b != nil {
 			dst = append(dst, b)
 		}
-	}
-	if s.cursor == l.head {
-		s.behindSince = 0
 	}
 	return dst, nil
 }

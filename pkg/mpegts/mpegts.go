@@ -26,12 +26,12 @@ import (
 // PacketSize is the size of a TS packet.
 const PacketSize = 188
 
-// PIDs used by the Muxer.
+// PIDs used by the Muxer (lal's layout).
 const (
-	PIDPAT   = 0x0000
-	PIDPMT   = 0x1001
-	PIDVideo = 0x0100
-	PIDAudio = 0x0101
+	PIDPAT   = 0x0000 // program association table
+	PIDPMT   = 0x1001 // program map table of program 1
+	PIDVideo = 0x0100 // the video elementary stream
+	PIDAudio = 0x0101 // the audio elementary stream
 )
 
 // PES stream ids.
@@ -56,6 +56,7 @@ var (
 	audH265 = []byte{0, 0, 0, 1, 0x46, 0x01, 0x50}
 )
 
+// startCode precedes every NAL unit in the Annex B output.
 var startCode = []byte{0, 0, 0, 1}
 
 // Muxer converts the packets of one stream into TS packets. Its output is
@@ -71,7 +72,10 @@ type Muxer struct {
 	tracks     tracks
 	psiBuilt   bool
 	pmtVersion byte
-	pat, pmt   [maxPayload]byte
+	// pmtSent is set once the current PMT left the Muxer; only a change
+	// after that needs a new version.
+	pmtSent  bool
+	pat, pmt [maxPayload]byte
 	// psiPending asks for PAT+PMT before the next output (the tracks changed).
 	psiPending bool
 	// audioSincePSI counts audio PES packets since the last PAT+PMT.
@@ -105,7 +109,7 @@ func NewMuxer(log func(msg string)) *Muxer {
 // malformed packets). The returned slice is freshly allocated per call and
 // never modified afterwards.
 func (m *Muxer) Mux(pkt *av.Packet) []byte {
-	if pkt == nil {
+	if pkt == nil || pkt.DataOffset < 0 {
 		return nil
 	}
 	switch pkt.Kind {
@@ -132,6 +136,7 @@ func (m *Muxer) PSI() []byte {
 	if !m.psiBuilt {
 		return nil
 	}
+	m.pmtSent = true
 	out := make([]byte, 2*PacketSize)
 	putPSIPacket(out, PIDPAT, m.ccPAT-1, &m.pat)
 	putPSIPacket(out[PacketSize:], PIDPMT, m.ccPMT-1, &m.pmt)
@@ -145,18 +150,21 @@ func (m *Muxer) writePSI(b []byte) {
 	m.ccPAT = (m.ccPAT + 1) & 0x0F
 	m.ccPMT = (m.ccPMT + 1) & 0x0F
 	m.psiPending = false
+	m.pmtSent = true
 	m.audioSincePSI = 0
 }
 
-// setTracks records the track set; when it changed, the PMT is rebuilt with
-// a new version and PAT+PMT are sent before the next output.
+// setTracks records the track set; when it changed, the PMT is rebuilt (with
+// a new version if the previous one was already sent) and PAT+PMT are sent
+// before the next output.
 func (m *Muxer) setTracks(t tracks) {
 	if m.psiBuilt && t == m.tracks {
 		return
 	}
-	if m.psiBuilt {
+	if m.psiBuilt && m.pmtSent {
 		m.pmtVersion = (m.pmtVersion + 1) & 0x1F
 	}
+	m.pmtSent = false
 	m.tracks = t
 	buildPMT(&m.pmt, t, m.pmtVersion)
 	m.psiBuilt = true

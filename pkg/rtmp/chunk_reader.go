@@ -2,35 +2,37 @@ package rtmp
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 )
 
 // RTMP message type ids.
 const (
-	TypeSetChunkSize      uint8 = 1  // protocol control: Set Chunk Size
-	TypeAbort             uint8 = 2  // protocol control: Abort Message
-	TypeAck               uint8 = 3  // protocol control: Acknowledgement
-	TypeUserControl       uint8 = 4  // user control message
-	TypeWindowAckSize     uint8 = 5  // protocol control: Window Acknowledgement Size
-	TypeSetPeerBandwidth  uint8 = 6  // protocol control: Set Peer Bandwidth
-	TypeAudio             uint8 = 8  // audio data
-	TypeVideo             uint8 = 9  // video data
-	TypeDataAMF3          uint8 = 15 // data message, AMF3
-	TypeSharedObjectAMF3  uint8 = 16 // shared object message, AMF3
-	TypeCommandAMF3       uint8 = 17 // command message, AMF3
-	TypeDataAMF0          uint8 = 18 // data message, AMF0
-	TypeSharedObjectAMF0  uint8 = 19 // shared object message, AMF0
-	TypeCommandAMF0       uint8 = 20 // command message, AMF0
-	TypeAggregate         uint8 = 22 // aggregate message
-	defaultChunkSize            = 128
-	maxMessageLength            = 0xFFFFFF // largest length a 24-bit message header field can carry
-	extendedTimestampMark       = 0xFFFFFF
-	maxCSID                     = 65599
-	defaultMaxChunkSize         = 16 << 20
-	defaultMaxChunkStreams      = 64
-	initialPayloadCap           = 64 << 10 // most payload capacity reserved before data arrives
+	TypeSetChunkSize     uint8 = 1  // protocol control: Set Chunk Size
+	TypeAbort            uint8 = 2  // protocol control: Abort Message
+	TypeAck              uint8 = 3  // protocol control: Acknowledgement
+	TypeUserControl      uint8 = 4  // user control message
+	TypeWindowAckSize    uint8 = 5  // protocol control: Window Acknowledgement Size
+	TypeSetPeerBandwidth uint8 = 6  // protocol control: Set Peer Bandwidth
+	TypeAudio            uint8 = 8  // audio data
+	TypeVideo            uint8 = 9  // video data
+	TypeDataAMF3         uint8 = 15 // data message, AMF3
+	TypeSharedObjectAMF3 uint8 = 16 // shared object message, AMF3
+	TypeCommandAMF3      uint8 = 17 // command message, AMF3
+	TypeDataAMF0         uint8 = 18 // data message, AMF0
+	TypeSharedObjectAMF0 uint8 = 19 // shared object message, AMF0
+	TypeCommandAMF0      uint8 = 20 // command message, AMF0
+	TypeAggregate        uint8 = 22 // aggregate message
+)
+
+const (
+	defaultChunkSize       = 128      // chunk size in force until Set Chunk Size
+	maxMessageLength       = 0xFFFFFF // largest length a 24-bit message header field can carry
+	extendedTimestampMark  = 0xFFFFFF // timestamp field value announcing an extended timestamp
+	maxCSID                = 65599    // largest chunk stream id a 3-byte basic header can carry
+	defaultMaxChunkSize    = 16 << 20
+	defaultMaxChunkStreams = 64
+	initialPayloadCap      = 16 << 10 // most payload capacity reserved before its data arrives
 )
 
 // Message is one complete RTMP message.
@@ -42,7 +44,10 @@ type Message struct {
 	Payload   []byte // freshly allocated, owned by the caller
 }
 
-// ReaderLimits bounds what a ChunkReader accepts from its peer.
+// ReaderLimits bounds what a ChunkReader accepts from its peer. A chunk stream
+// id is remembered for the life of the reader (later fmt 1/2/3 headers refer
+// back to it), so MaxChunkStreams bounds the distinct ids, csid 2 included,
+// that a peer may ever use.
 type ReaderLimits struct {
 	MaxChunkSize    uint32 // largest Set Chunk Size accepted from the peer (0 → 16 MiB)
 	MaxMessageSize  uint32 // largest message length accepted (0 → 16 MiB - 1, the 24-bit max)
@@ -131,12 +136,17 @@ func (r *ChunkReader) lookup(csid uint32) *chunkStream {
 // read fills b from the underlying reader; where says what was being read.
 func (r *ChunkReader) read(b []byte, csid uint32, where string) error {
 	if _, err := io.ReadFull(r.r, b); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("rtmp: reading %s on csid %d: %w", where, csid, err)
+		return fmt.Errorf("rtmp: reading %s on csid %d: %w", where, csid, noEOF(err))
 	}
 	return nil
+}
+
+// noEOF turns io.EOF into io.ErrUnexpectedEOF: the stream ended inside a chunk.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 func uint24(b []byte) uint32 { return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) }
@@ -192,13 +202,13 @@ func (r *ChunkReader) readChunk() (*Message, error) {
 	csid := uint32(h[0] & 0x3F)
 	switch csid {
 	case 0:
-		if err := r.read(h[1:2], csid, "2-byte basic header"); err != nil {
-			return nil, err
+		if _, err := io.ReadFull(r.r, h[1:2]); err != nil {
+			return nil, fmt.Errorf("rtmp: reading 2-byte chunk basic header: %w", noEOF(err))
 		}
 		csid = 64 + uint32(h[1])
 	case 1:
-		if err := r.read(h[1:3], csid, "3-byte basic header"); err != nil {
-			return nil, err
+		if _, err := io.ReadFull(r.r, h[1:3]); err != nil {
+			return nil, fmt.Errorf("rtmp: reading 3-byte chunk basic header: %w", noEOF(err))
 		}
 		csid = 64 + uint32(h[1]) + uint32(h[2])<<8
 	}
@@ -268,17 +278,20 @@ func (r *ChunkReader) readChunk() (*Message, error) {
 		}
 	}
 
-	// Chunk payload.
-	have := uint32(len(cs.payload))
-	n := min(cs.length-have, r.chunkSize)
-	if n > 0 {
-		if uint32(cap(cs.payload))-have < n {
-			cs.payload = growPayload(cs.payload, n, cs.length)
+	// Chunk payload. It is read in segments into a buffer that grows
+	// geometrically, so memory follows the bytes actually received rather
+	// than the length the peer declared.
+	for n := min(cs.length-uint32(len(cs.payload)), r.chunkSize); n > 0; {
+		have := uint32(len(cs.payload))
+		if uint32(cap(cs.payload)) == have {
+			cs.payload = growPayload(cs.payload, cs.length)
 		}
-		cs.payload = cs.payload[:have+n]
+		k := min(n, uint32(cap(cs.payload))-have)
+		cs.payload = cs.payload[:have+k]
 		if err := r.read(cs.payload[have:], csid, "chunk payload"); err != nil {
 			return nil, err
 		}
+		n -= k
 	}
 	if uint32(len(cs.payload)) < cs.length {
 		return nil, nil
@@ -298,20 +311,16 @@ func (r *ChunkReader) readChunk() (*Message, error) {
 	return m, nil
 }
 
-// startMessage begins a message on cs, reserving a bounded amount of capacity.
+// startMessage begins a message on cs; its buffer is allocated when data arrives.
 func (r *ChunkReader) startMessage(cs *chunkStream) {
 	cs.inMessage = true
-	if cs.length > 0 {
-		cs.payload = make([]byte, 0, min(cs.length, initialPayloadCap))
-	} else {
-		cs.payload = nil
-	}
+	cs.payload = nil
 }
 
-// growPayload returns p with room for at least n more bytes, never more than total in all.
-func growPayload(p []byte, n, total uint32) []byte {
-	newCap := max(uint32(cap(p))*2, uint32(len(p))+n)
-	newCap = min(newCap, total)
+// growPayload returns p with more capacity: initialPayloadCap at first, then
+// double, never more than total.
+func growPayload(p []byte, total uint32) []byte {
+	newCap := min(max(uint32(cap(p))*2, initialPayloadCap), total)
 	q := make([]byte, len(p), newCap)
 	copy(q, p)
 	return q

@@ -157,6 +157,21 @@ func TestChunkReader(t *testing.T) {
 			want: []want{{6, 1, 0x01000000, TypeVideo, p300}, {6, 1, 0x02000000, TypeVideo, p300b}},
 		},
 		{
+			name: "fmt 3 starting a message takes its delta from the repeated extended field",
+			in: cat(
+				fmt0(5, 10, 1, TypeAudio, 1), []byte("a"),
+				fmt2(5, 0x01000000), []byte("b"),
+				fmt3(5, 0x01000000), []byte("c"),
+				fmt3(5, 0x01000005), []byte("d"),
+			),
+			want: []want{
+				{5, 1, 10, TypeAudio, []byte("a")},
+				{5, 1, 0x0100000a, TypeAudio, []byte("b")},
+				{5, 1, 0x0200000a, TypeAudio, []byte("c")},
+				{5, 1, 0x0300000f, TypeAudio, []byte("d")},
+			},
+		},
+		{
 			name: "extended timestamp exactly 0xFFFFFF",
 			in:   cat(fmt0(5, 0xFFFFFF, 3, TypeAudio, 1), []byte("abc")),
 			want: []want{{5, 1, 0xFFFFFF, TypeAudio, []byte("abc")}},
@@ -382,23 +397,44 @@ func TestChunkReaderPayloadOwnership(t *testing.T) {
 // streams while sending only a few bytes of each, and checks the reader does
 // not reserve memory for the declared sizes.
 func TestChunkReaderHostileAllocation(t *testing.T) {
-	var in []byte
-	for csid := uint32(3); csid < 67; csid++ {
+	// Chunk size 1, then 63 chunk streams each declaring a 16 MiB message and
+	// sending one byte of it.
+	in := AppendSetChunkSize(nil, 1)
+	for csid := uint32(3); csid < 66; csid++ {
 		in = append(in, fmt0(csid, 0, 0xFFFFFF, TypeVideo, 1)...)
 		in = append(in, 1)
 	}
-	var r *ChunkReader
 	var err error
-	bytesAllocated := testingBytes(func() {
-		r = NewChunkReader(bytes.NewReader(in), ReaderLimits{MaxChunkSize: 1})
-		// Chunk size stays 128; each chunk reads at most 1 byte before EOF.
+	allocated := testingBytes(func() {
+		r := NewChunkReader(bytes.NewReader(in), ReaderLimits{})
+		if _, err = r.ReadMessage(); err != nil { // Set Chunk Size
+			return
+		}
 		_, err = r.ReadMessage()
 	})
-	if err == nil {
-		t.Fatal("expected an EOF error")
+	if err != io.EOF {
+		t.Fatalf("err = %v, want io.EOF", err)
 	}
-	if bytesAllocated > 8<<20 {
-		t.Fatalf("reader allocated %d bytes for %d bytes of input", bytesAllocated, len(in))
+	if allocated > 2<<20 {
+		t.Fatalf("reader allocated %d bytes for %d bytes of input", allocated, len(in))
+	}
+
+	// The largest chunk size and message, but only 1000 bytes of it sent.
+	in = AppendSetChunkSize(nil, 16<<20)
+	in = append(in, fmt0(3, 0, 0xFFFFFF, TypeVideo, 1)...)
+	in = append(in, pattern(1, 1000)...)
+	allocated = testingBytes(func() {
+		r := NewChunkReader(bytes.NewReader(in), ReaderLimits{})
+		if _, err = r.ReadMessage(); err != nil {
+			return
+		}
+		_, err = r.ReadMessage()
+	})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if allocated > 256<<10 {
+		t.Fatalf("reader allocated %d bytes for %d bytes of input with a 16 MiB chunk", allocated, len(in))
 	}
 }
 
@@ -710,7 +746,7 @@ func FuzzChunkReader(f *testing.F) {
 	f.Add(cat(fmt0(6, 0, 300, TypeVideo, 1), pattern(4, 128), fmt0(2, 0, 4, TypeAbort, 0), tU32(6), fmt0(320, 5, 3, TypeVideo, 1), []byte("new")))
 	agg := cat(aggregateSub(TypeVideo, 100, []byte("v")), aggregateSub(TypeAudio, 120, []byte("a")))
 	f.Add(AppendChunks(AppendUserControl(nil, EventStreamBegin, 1), 70, TypeAggregate, 1, 100, agg, 128))
-	lim := ReaderLimits{MaxChunkSize: 1024, MaxMessageSize: 4096, MaxChunkStreams: 8}
+	lim := ReaderLimits{MaxChunkSize: 4096, MaxMessageSize: 8192, MaxChunkStreams: 8}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewChunkReader(bytes.NewReader(data), lim)
 		var again []byte

@@ -34,7 +34,8 @@ func appendBasicHeader(dst []byte, format byte, csid uint32) []byte {
 	}
 }
 
-// ChunkedSize is the exact number of bytes AppendChunks will append.
+// ChunkedSize is the exact number of bytes AppendChunks will append. It panics
+// on a csid outside 2..65599 or a chunkSize that is not positive.
 func ChunkedSize(csid uint32, timestamp uint32, payloadLen int, chunkSize int) int {
 	if chunkSize <= 0 {
 		panic(fmt.Sprintf("rtmp: chunk size %d must be positive", chunkSize))
