@@ -160,7 +160,7 @@ func (s *Server) listen() error {
 			WriteTimeout: s.groups.WriteTimeout(),
 			ServerName:   "sluice/" + Version,
 		}
-		mux.Handle(cfg.HTTPFLV.URLPattern, routeBySuffix(map[string]http.Handler{".flv": flvHandler}))
+		mux.Handle(cfg.HTTPFLV.URLPattern, s.tracked(routeBySuffix(map[string]http.Handler{".flv": flvHandler})))
 		ln, err := net.Listen("tcp", cfg.HTTPFLV.HTTPListenAddr)
 		if err != nil {
 			return &ListenError{Key: "httpflv.http_listen_addr", Addr: cfg.HTTPFLV.HTTPListenAddr, Err: err}
@@ -176,6 +176,17 @@ func (s *Server) listen() error {
 		})
 	}
 	return nil
+}
+
+// tracked counts h's running requests in the server's wait group: streaming
+// responses run on hijacked connections that http.Server no longer tracks,
+// and Shutdown must wait for them.
+func (s *Server) tracked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.wg.Add(1)
+		defer s.wg.Done()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // routeBySuffix sends each request to the handler of its path's suffix, and
@@ -225,10 +236,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.rtmpServer != nil {
 		errs = append(errs, s.rtmpServer.Shutdown(ctx))
 	}
+	// Streaming responses are hijacked connections, which http.Server does
+	// not track: close them through the groups, before and after the HTTP
+	// servers stop (a request may have been accepted meanwhile).
+	s.closeAllSessions()
 	for _, hl := range s.httpLns {
-		// Streaming responses are hijacked connections, which http.Server
-		// does not track: close the subscribers' sessions through the groups.
-		errs = append(errs, hl.server.Shutdown(ctx))
+		if err := hl.server.Shutdown(ctx); err != nil {
+			hl.server.Close()
+			errs = append(errs, err)
+		}
 	}
 	s.closeAllSessions()
 	done := make(chan struct{})
