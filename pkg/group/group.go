@@ -34,6 +34,14 @@ type Muxer interface {
 	Mux(pkt *av.Packet) []byte
 }
 
+// JoinHeaderMuxer is a Muxer whose format needs bytes of its own before a
+// subscriber's first frame when that frame is not a keyframe, as on an
+// audio-only stream (MPEG-TS: the current PAT and PMT).
+type JoinHeaderMuxer interface {
+	Muxer
+	JoinHeader() []byte
+}
+
 // FormatSpec describes one output format served by the Manager.
 type FormatSpec struct {
 	Name string
@@ -561,6 +569,11 @@ func (s *Sub) collect(dst [][]byte) ([][]byte, error) {
 				if b := fr.data[s.format]; b != nil {
 					dst = append(dst, b)
 				}
+			}
+		}
+		if jh, ok := g.muxers[s.format].(JoinHeaderMuxer); ok && !g.hasVideo {
+			if b := jh.JoinHeader(); b != nil {
+				dst = append(dst, b)
 			}
 		}
 	}

@@ -144,6 +144,10 @@ func (m *Muxer) PSI() []byte {
 }
 
 // writePSI writes PAT+PMT into b (2×188 bytes) and advances their counters.
+// JoinHeader returns PSI(): the PAT and PMT a subscriber joining an
+// audio-only stream gets before its first frame.
+func (m *Muxer) JoinHeader() []byte { return m.PSI() }
+
 func (m *Muxer) writePSI(b []byte) {
 	putPSIPacket(b, PIDPAT, m.ccPAT, &m.pat)
 	putPSIPacket(b[PacketSize:], PIDPMT, m.ccPMT, &m.pmt)

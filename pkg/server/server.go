@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"sluice/pkg/config"
 	"sluice/pkg/group"
 	"sluice/pkg/httpflv"
+	"sluice/pkg/httpstream"
+	"sluice/pkg/mpegts"
 	"sluice/pkg/rtmp"
 	"sluice/pkg/sessionid"
 )
@@ -29,6 +32,12 @@ const Version = "0.1.0"
 const (
 	ProtocolRTMP    = "RTMP"
 	ProtocolHTTPFLV = "HTTP-FLV"
+	ProtocolHTTPTS  = "HTTP-TS"
+)
+
+const (
+	tsSuffix      = ".ts"
+	tsContentType = "video/mp2t"
 )
 
 // Server is a running Sluice: every listener the configuration enables.
@@ -39,6 +48,7 @@ type Server struct {
 
 	formatRTMP group.Format
 	formatFLV  group.Format
+	formatTS   group.Format
 
 	rtmpServer *rtmp.Server
 	rtmpLn     net.Listener
@@ -49,9 +59,10 @@ type Server struct {
 }
 
 type httpListener struct {
-	key    string
-	ln     net.Listener
-	server *http.Server
+	key        string
+	configured string // the address as configured
+	ln         net.Listener
+	server     *http.Server
 }
 
 // ListenError is a listener that could not be opened; it names the config key.
@@ -76,11 +87,14 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 	formats := []group.FormatSpec{
 		{Name: "rtmp", GOPNum: cfg.RTMP.GOPNum, NewMuxer: func(string) group.Muxer { return rtmp.Muxer{} }},
 		{Name: "flv", GOPNum: cfg.HTTPFLV.GOPNum, NewMuxer: func(string) group.Muxer { return httpflv.Muxer{} }},
+		{Name: "ts", GOPNum: cfg.HTTPTS.GOPNum, NewMuxer: func(stream string) group.Muxer {
+			return mpegts.NewMuxer(func(msg string) { log.Info(msg, zap.String("stream_name", stream)) })
+		}},
 	}
-	s.formatRTMP, s.formatFLV = 0, 1
+	s.formatRTMP, s.formatFLV, s.formatTS = 0, 1, 2
 	s.groups = group.NewManager(group.Config{
 		Formats:              formats,
-		SingleGOPMaxFrameNum: maxNonZero(cfg.RTMP.SingleGOPMaxFrameNum, cfg.HTTPFLV.SingleGOPMaxFrameNum),
+		SingleGOPMaxFrameNum: maxNonZero(cfg.RTMP.SingleGOPMaxFrameNum, maxNonZero(cfg.HTTPFLV.SingleGOPMaxFrameNum, cfg.HTTPTS.SingleGOPMaxFrameNum)),
 		Observer:             &eventLogger{log: log},
 		Logger:               log,
 	})
@@ -151,23 +165,68 @@ func (s *Server) listen() error {
 		}
 		s.rtmpLn = ln
 	}
+	// FLV and TS share one handler per address, told apart by suffix (as lal).
+	routes := map[string]map[string]http.Handler{} // addr -> suffix -> handler
+	keys := map[string]string{}
+	patternOf := map[string]string{httpflv.Suffix: cfg.HTTPFLV.URLPattern, tsSuffix: cfg.HTTPTS.URLPattern}
+	add := func(key, addr, suffix string, h http.Handler) {
+		if routes[addr] == nil {
+			routes[addr] = map[string]http.Handler{}
+			keys[addr] = key
+		}
+		routes[addr][suffix] = h
+	}
 	if cfg.HTTPFLV.Enable {
-		mux := http.NewServeMux()
-		flvHandler := &httpflv.Handler{
-			Subscribe:    s.subscribeFLV,
-			Logger:       s.log,
+		add("httpflv.http_listen_addr", cfg.HTTPFLV.HTTPListenAddr, httpflv.Suffix, &httpstream.Handler{
+			Suffix:       httpflv.Suffix,
+			ContentType:  httpflv.ContentType,
+			Start:        httpflv.Start,
+			Subscribe:    s.subscriber(ProtocolHTTPFLV, s.formatFLV),
 			NewSessionID: func() string { return sessionid.Next(sessionid.FLVSub) },
+			Logger:       s.log,
 			WriteTimeout: s.groups.WriteTimeout(),
 			ServerName:   "sluice/" + Version,
+		})
+	}
+	if cfg.HTTPTS.Enable {
+		add("httpts.http_listen_addr", cfg.HTTPTS.HTTPListenAddr, tsSuffix, &httpstream.Handler{
+			Suffix:       tsSuffix,
+			ContentType:  tsContentType,
+			Subscribe:    s.subscriber(ProtocolHTTPTS, s.formatTS),
+			NewSessionID: func() string { return sessionid.Next(sessionid.TSSub) },
+			Logger:       s.log,
+			WriteTimeout: s.groups.WriteTimeout(),
+			ServerName:   "sluice/" + Version,
+		})
+	}
+	for _, addr := range sortedKeys(routes) {
+		mux := http.NewServeMux()
+		// A request is routed by its longest matching pattern; that route
+		// serves every format whose own pattern also covers the path.
+		registered := map[string]bool{}
+		for _, pat := range patternOf {
+			if registered[pat] {
+				continue
+			}
+			registered[pat] = true
+			hs := map[string]http.Handler{}
+			for suffix, h := range routes[addr] {
+				if strings.HasPrefix(pat, patternOf[suffix]) {
+					hs[suffix] = h
+				}
+			}
+			if len(hs) > 0 {
+				mux.Handle(pat, s.tracked(routeBySuffix(hs)))
+			}
 		}
-		mux.Handle(cfg.HTTPFLV.URLPattern, s.tracked(routeBySuffix(map[string]http.Handler{".flv": flvHandler})))
-		ln, err := net.Listen("tcp", cfg.HTTPFLV.HTTPListenAddr)
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return &ListenError{Key: "httpflv.http_listen_addr", Addr: cfg.HTTPFLV.HTTPListenAddr, Err: err}
+			return &ListenError{Key: keys[addr], Addr: addr, Err: err}
 		}
 		s.httpLns = append(s.httpLns, httpListener{
-			key: "httpflv.http_listen_addr",
-			ln:  ln,
+			key:        keys[addr],
+			configured: addr,
+			ln:         ln,
 			server: &http.Server{
 				Handler:           mux,
 				ReadHeaderTimeout: 10 * time.Second,
@@ -222,12 +281,33 @@ func (s *Server) RTMPAddr() string {
 
 // HTTPFLVAddr returns the HTTP-FLV listener's address ("" if it is off).
 func (s *Server) HTTPFLVAddr() string {
+	return s.httpAddr(s.cfg.HTTPFLV.Enable, s.cfg.HTTPFLV.HTTPListenAddr)
+}
+
+// HTTPTSAddr returns the HTTP-TS listener's address ("" if it is off).
+func (s *Server) HTTPTSAddr() string {
+	return s.httpAddr(s.cfg.HTTPTS.Enable, s.cfg.HTTPTS.HTTPListenAddr)
+}
+
+func (s *Server) httpAddr(enabled bool, configured string) string {
+	if !enabled {
+		return ""
+	}
 	for _, hl := range s.httpLns {
-		if hl.key == "httpflv.http_listen_addr" {
+		if hl.configured == configured {
 			return hl.ln.Addr().String()
 		}
 	}
 	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Shutdown stops every listener and closes every session.

@@ -4,7 +4,7 @@ import (
 	"go.uber.org/zap"
 
 	"sluice/pkg/group"
-	"sluice/pkg/httpflv"
+	"sluice/pkg/httpstream"
 	"sluice/pkg/rtmp"
 )
 
@@ -49,19 +49,22 @@ func (h *rtmpHandler) OnPlay(sess *rtmp.ServerSession) (rtmp.Subscription, error
 	return h.s.groups.Subscribe(rtmpSessionInfo(sess, group.BaseSub), h.s.formatRTMP), nil
 }
 
-func (s *Server) subscribeFLV(sess *httpflv.SubSession) (httpflv.Subscription, error) {
-	info := group.SessionInfo{
-		ID:         sess.ID(),
-		Protocol:   ProtocolHTTPFLV,
-		BaseType:   group.BaseSub,
-		RemoteAddr: sess.RemoteAddr(),
-		URL:        sess.URL,
-		AppName:    sess.AppName,
-		StreamName: sess.StreamName,
-		URLParam:   sess.URLParam,
-		StartTime:  sess.StartTime(),
-		Counters:   sess,
-		Close:      sess.Close,
+// subscriber returns the Subscribe function of an HTTP stream handler.
+func (s *Server) subscriber(protocol string, f group.Format) func(*httpstream.Session) (httpstream.Subscription, error) {
+	return func(sess *httpstream.Session) (httpstream.Subscription, error) {
+		info := group.SessionInfo{
+			ID:         sess.ID(),
+			Protocol:   protocol,
+			BaseType:   group.BaseSub,
+			RemoteAddr: sess.RemoteAddr(),
+			URL:        sess.URL,
+			AppName:    sess.AppName,
+			StreamName: sess.StreamName,
+			URLParam:   sess.URLParam,
+			StartTime:  sess.StartTime(),
+			Counters:   sess,
+			Close:      sess.Close,
+		}
+		return s.groups.Subscribe(info, f), nil
 	}
-	return s.groups.Subscribe(info, s.formatFLV), nil
 }
