@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -127,6 +128,20 @@ type RTSPConfig struct {
 	Password            string `mapstructure:"password" json:"password"`
 	WSRTSPEnable        bool   `mapstructure:"ws_rtsp_enable" json:"ws_rtsp_enable"`
 	WSRTSPAddr          string `mapstructure:"ws_rtsp_addr" json:"ws_rtsp_addr"`
+
+	// Sluice extensions, not in lal's file.
+
+	// DescribeWaitMS is how long a DESCRIBE of a stream that has no
+	// publisher (or whose decoder configuration is not known yet) waits
+	// before it is answered 404. 0 answers at once.
+	DescribeWaitMS int `mapstructure:"describe_wait_ms" json:"describe_wait_ms"`
+	// UDPRTPAddr and UDPRTCPAddr are the one UDP port pair that RTP and RTCP
+	// over UDP use for every RTSP session (publishers and players, told apart
+	// by the peer's address). The RTP port must be even and the RTCP port the
+	// next one. Both empty turns UDP transport off: a SETUP asking only for
+	// UDP then gets 461 Unsupported Transport.
+	UDPRTPAddr  string `mapstructure:"udp_rtp_addr" json:"udp_rtp_addr"`
+	UDPRTCPAddr string `mapstructure:"udp_rtcp_addr" json:"udp_rtcp_addr"`
 }
 
 // RecordConfig is the record section: FLV and MPEG-TS recording of every input.
@@ -169,6 +184,11 @@ type HTTPNotifyConfig struct {
 	OnRelayPullStop   string `mapstructure:"on_relay_pull_stop" json:"on_relay_pull_stop"`
 	OnRTMPConnect     string `mapstructure:"on_rtmp_connect" json:"on_rtmp_connect"`
 	OnHLSMakeTS       string `mapstructure:"on_hls_make_ts" json:"on_hls_make_ts"`
+	// Sluice extensions (not in lal).
+	Secret         string `mapstructure:"secret" json:"secret"`                     // signs requests (X-Sluice-Signature); "" = unsigned
+	QueueSize      int    `mapstructure:"queue_size" json:"queue_size"`             // events pending at most across all streams
+	TimeoutMS      int    `mapstructure:"timeout_ms" json:"timeout_ms"`             // per request
+	FlushTimeoutMS int    `mapstructure:"flush_timeout_ms" json:"flush_timeout_ms"` // delivery deadline at shutdown
 }
 
 // SimpleAuthConfig is the simple_auth section: the lal_secret signing key and per-protocol switches.
@@ -271,6 +291,9 @@ func defaults() *Config {
 			Username:            "q191201771",
 			Password:            "pengrl",
 			WSRTSPAddr:          ":5566",
+			DescribeWaitMS:      5000,
+			UDPRTPAddr:          ":8000",
+			UDPRTCPAddr:         ":8001",
 		},
 		Record: RecordConfig{
 			FLVOutPath:    "./lal_record/flv/",
@@ -290,6 +313,9 @@ func defaults() *Config {
 			OnRelayPullStop:   notify + "on_relay_pull_stop",
 			OnRTMPConnect:     notify + "on_rtmp_connect",
 			OnHLSMakeTS:       notify + "on_hls_make_ts",
+			QueueSize:         10000,
+			TimeoutMS:         3000,
+			FlushTimeoutMS:    5000,
 		},
 		SimpleAuth: SimpleAuthConfig{Key: "q191201771", DangerousLalSecret: "pengrl"},
 		Pprof:      PprofConfig{Addr: ":8084"},
@@ -410,9 +436,30 @@ func (c *Config) validate() error {
 		{"httpts.gop_num", c.HTTPTS.GOPNum},
 		{"httpts.single_gop_max_frame_num", c.HTTPTS.SingleGOPMaxFrameNum},
 		{"http_notify.update_interval_sec", c.HTTPNotify.UpdateIntervalSec},
+		{"http_notify.queue_size", c.HTTPNotify.QueueSize},
+		{"http_notify.timeout_ms", c.HTTPNotify.TimeoutMS},
+		{"http_notify.flush_timeout_ms", c.HTTPNotify.FlushTimeoutMS},
 	} {
 		if n.val < 0 {
 			return keyErrorf(n.key, "%d must not be negative", n.val)
+		}
+	}
+
+	if c.HTTPNotify.Enable {
+		n := &c.HTTPNotify
+		for _, u := range []struct{ key, val string }{
+			{"http_notify.on_server_start", n.OnServerStart}, {"http_notify.on_update", n.OnUpdate},
+			{"http_notify.on_pub_start", n.OnPubStart}, {"http_notify.on_pub_stop", n.OnPubStop},
+			{"http_notify.on_sub_start", n.OnSubStart}, {"http_notify.on_sub_stop", n.OnSubStop},
+			{"http_notify.on_relay_pull_start", n.OnRelayPullStart}, {"http_notify.on_relay_pull_stop", n.OnRelayPullStop},
+			{"http_notify.on_rtmp_connect", n.OnRTMPConnect}, {"http_notify.on_hls_make_ts", n.OnHLSMakeTS},
+		} {
+			if u.val == "" {
+				continue
+			}
+			if pu, err := url.Parse(u.val); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+				return keyErrorf(u.key, "%q is not an http(s) URL", u.val)
+			}
 		}
 	}
 
@@ -439,9 +486,14 @@ func (c *Config) validate() error {
 		addrUse{c.RTSP.Enable, "rtsp.addr", c.RTSP.Addr},
 		addrUse{c.RTSP.RTSPSEnable, "rtsp.rtsps_addr", c.RTSP.RTSPSAddr},
 		addrUse{c.RTSP.WSRTSPEnable, "rtsp.ws_rtsp_addr", c.RTSP.WSRTSPAddr},
+		addrUse{c.RTSP.Enable && c.RTSP.UDPRTPAddr != "", "rtsp.udp_rtp_addr", c.RTSP.UDPRTPAddr},
+		addrUse{c.RTSP.Enable && c.RTSP.UDPRTCPAddr != "", "rtsp.udp_rtcp_addr", c.RTSP.UDPRTCPAddr},
 		addrUse{c.StaticRelayPull.Enable, "static_relay_pull.addr", c.StaticRelayPull.Addr},
 		addrUse{c.HTTPAPI.Enable, "http_api.addr", c.HTTPAPI.Addr},
 		addrUse{c.Pprof.Enable, "pprof.addr", c.Pprof.Addr})
+	if err := c.RTSP.checkUDPPorts(); err != nil {
+		return err
+	}
 	for i, a := range c.RelayPush.AddrList {
 		uses = append(uses, addrUse{c.RelayPush.Enable, fmt.Sprintf("relay_push.addr_list[%d]", i), a})
 	}
@@ -491,4 +543,46 @@ func checkHostPort(addr string) error {
 		}
 	}
 	return nil
+}
+
+// checkUDPPorts checks the RTSP UDP port pair: both set or both empty, the
+// RTP port even and the RTCP port the next one (the RTP stack requires it).
+func (r *RTSPConfig) checkUDPPorts() error {
+	if !r.Enable || (r.UDPRTPAddr == "" && r.UDPRTCPAddr == "") {
+		return nil
+	}
+	if r.UDPRTPAddr == "" {
+		return keyErrorf("rtsp.udp_rtp_addr", "is empty but rtsp.udp_rtcp_addr is %q: set both or neither", r.UDPRTCPAddr)
+	}
+	if r.UDPRTCPAddr == "" {
+		return keyErrorf("rtsp.udp_rtcp_addr", "is empty but rtsp.udp_rtp_addr is %q: set both or neither", r.UDPRTPAddr)
+	}
+	rtp, err1 := numericPort(r.UDPRTPAddr)
+	rtcp, err2 := numericPort(r.UDPRTCPAddr)
+	if err1 != nil {
+		return keyErrorf("rtsp.udp_rtp_addr", "%q: %v", r.UDPRTPAddr, err1)
+	}
+	if err2 != nil {
+		return keyErrorf("rtsp.udp_rtcp_addr", "%q: %v", r.UDPRTCPAddr, err2)
+	}
+	if rtp%2 != 0 {
+		return keyErrorf("rtsp.udp_rtp_addr", "%q: the RTP port must be even", r.UDPRTPAddr)
+	}
+	if rtcp != rtp+1 {
+		return keyErrorf("rtsp.udp_rtcp_addr", "%q: the RTCP port must be the RTP port plus one (%d)", r.UDPRTCPAddr, rtp+1)
+	}
+	return nil
+}
+
+// numericPort returns the port of a host:port address whose port is a number.
+func numericPort(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("the port must be a number")
+	}
+	return int(n), nil
 }

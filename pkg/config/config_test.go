@@ -183,6 +183,11 @@ func TestLoadLalShippedFile(t *testing.T) {
 	want.HTTPFLV.HTTPListenConfig = want.DefaultHTTP
 	want.HTTPTS.HTTPListenConfig = want.DefaultHTTP
 	want.HLS.HTTPListenConfig = want.DefaultHTTP
+	// Keys lal does not have keep Sluice's defaults.
+	d := Default().HTTPNotify
+	want.HTTPNotify.QueueSize, want.HTTPNotify.TimeoutMS, want.HTTPNotify.FlushTimeoutMS = d.QueueSize, d.TimeoutMS, d.FlushTimeoutMS
+	r := Default().RTSP
+	want.RTSP.DescribeWaitMS, want.RTSP.UDPRTPAddr, want.RTSP.UDPRTCPAddr = r.DescribeWaitMS, r.UDPRTPAddr, r.UDPRTCPAddr
 	if !reflect.DeepEqual(c, &want) {
 		t.Errorf("got  %+v\nwant %+v", c, &want)
 	}
