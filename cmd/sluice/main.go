@@ -76,7 +76,8 @@ func run() int {
 		log.Error("listener failed, shutting down", zap.Error(err))
 		status = 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Sessions close at once; queued webhooks get up to flush_timeout_ms.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.HTTPNotify.FlushTimeoutMS)*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))

@@ -162,6 +162,9 @@ type RelayPushConfig struct {
 type StaticRelayPullConfig struct {
 	Enable bool   `mapstructure:"enable" json:"enable"`
 	Addr   string `mapstructure:"addr" json:"addr"`
+	// Sluice extension: how long the pull outlives its last subscriber, so
+	// that a quick reconnect reuses it.
+	AutoStopPullAfterNoOutMS int `mapstructure:"auto_stop_pull_after_no_out_ms" json:"auto_stop_pull_after_no_out_ms"`
 }
 
 // HTTPAPIConfig is the http_api section: the stat and ctrl API listener.
@@ -299,8 +302,9 @@ func defaults() *Config {
 			FLVOutPath:    "./lal_record/flv/",
 			MPEGTSOutPath: "./lal_record/mpegts",
 		},
-		RelayPush: RelayPushConfig{AddrList: []string{}},
-		HTTPAPI:   HTTPAPIConfig{Enable: true, Addr: ":8083"},
+		RelayPush:       RelayPushConfig{AddrList: []string{}},
+		StaticRelayPull: StaticRelayPullConfig{AutoStopPullAfterNoOutMS: 3000},
+		HTTPAPI:         HTTPAPIConfig{Enable: true, Addr: ":8083"},
 		HTTPNotify: HTTPNotifyConfig{
 			UpdateIntervalSec: 5,
 			OnServerStart:     notify + "on_server_start",
@@ -439,6 +443,7 @@ func (c *Config) validate() error {
 		{"http_notify.queue_size", c.HTTPNotify.QueueSize},
 		{"http_notify.timeout_ms", c.HTTPNotify.TimeoutMS},
 		{"http_notify.flush_timeout_ms", c.HTTPNotify.FlushTimeoutMS},
+		{"static_relay_pull.auto_stop_pull_after_no_out_ms", c.StaticRelayPull.AutoStopPullAfterNoOutMS},
 	} {
 		if n.val < 0 {
 			return keyErrorf(n.key, "%d must not be negative", n.val)

@@ -186,6 +186,7 @@ func TestLoadLalShippedFile(t *testing.T) {
 	// Keys lal does not have keep Sluice's defaults.
 	d := Default().HTTPNotify
 	want.HTTPNotify.QueueSize, want.HTTPNotify.TimeoutMS, want.HTTPNotify.FlushTimeoutMS = d.QueueSize, d.TimeoutMS, d.FlushTimeoutMS
+	want.StaticRelayPull.AutoStopPullAfterNoOutMS = Default().StaticRelayPull.AutoStopPullAfterNoOutMS
 	r := Default().RTSP
 	want.RTSP.DescribeWaitMS, want.RTSP.UDPRTPAddr, want.RTSP.UDPRTCPAddr = r.DescribeWaitMS, r.UDPRTPAddr, r.UDPRTCPAddr
 	if !reflect.DeepEqual(c, &want) {

@@ -198,7 +198,9 @@ func (m *Manager) Subscribe(info SessionInfo, f Format) *Sub {
 	ev := g.event(EventSubStart, &info)
 	g.mu.Unlock()
 	m.mu.Unlock()
-	m.emit(ev)
+	if !info.Internal {
+		m.emit(ev)
+	}
 	return s
 }
 
@@ -241,6 +243,21 @@ func newGroup(m *Manager, name, app string) *Group {
 		wake:    make(chan struct{}),
 	}
 	return g
+}
+
+// HasInSession reports whether the group has a publisher (or pull).
+func (g *Group) HasInSession() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.pub != nil
+}
+
+// HasOutSession reports whether the group has any subscriber, internal
+// ones (relay pushes) included.
+func (g *Group) HasOutSession() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return len(g.subs) > 0
 }
 
 // Name returns the stream name.
@@ -631,6 +648,8 @@ func (s *Sub) Close() {
 		m.removeIfEmpty(g)
 		g.mu.Unlock()
 		m.mu.Unlock()
-		m.emit(ev)
+		if !s.info.Internal {
+			m.emit(ev)
+		}
 	})
 }

@@ -25,6 +25,9 @@ type SessionInfo struct {
 	Counters Counters
 	// Close ends the session (used by kick_session); may be nil.
 	Close func()
+	// Internal marks a subscriber that is part of the server (a relay push):
+	// it counts as an out session but gets no events and no stat entry.
+	Internal bool
 }
 
 // Counters reports the bytes a session has read from and written to its peer.

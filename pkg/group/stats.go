@@ -59,7 +59,9 @@ func (g *Group) Stat() Stat {
 		st.Pub = &info
 	}
 	for s := range g.subs {
-		st.Subs = append(st.Subs, s.info)
+		if !s.info.Internal {
+			st.Subs = append(st.Subs, s.info)
+		}
 	}
 	now := time.Now().Unix()
 	st.VideoFramesPerSec = []FrameCount{}

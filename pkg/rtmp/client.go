@@ -375,6 +375,25 @@ func (c *ClientSession) WritePacket(pkt *av.Packet) error {
 	return c.flushLocked()
 }
 
+// MediaStreamID is the message stream id of the chunks Muxer and PushMuxer
+// make; WriteChunks needs the server to have given the same id.
+const MediaStreamID = mediaStreamID
+
+// StreamID returns the message stream id the server gave in createStream.
+func (c *ClientSession) StreamID() uint32 { return c.streamID }
+
+// WriteChunks sends already chunked messages (PushMuxer's shared bytes) with
+// one writev. They must use chunk size OutChunkSize and message stream id
+// MediaStreamID.
+func (c *ClientSession) WriteChunks(bufs [][]byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
+	nb := net.Buffers(bufs)
+	_, err := c.conn.WriteBuffers(&nb)
+	return err
+}
+
 func (c *ClientSession) writeCommand(csid, streamID uint32, name string, cmdObj any, args ...any) error {
 	c.txn++
 	vals := append([]any{name, c.txn, cmdObj}, args...)

@@ -43,7 +43,17 @@ func packetFromMessage(typeID uint8, timestamp uint32, payload []byte) (*av.Pack
 type Muxer struct{}
 
 // Mux returns the chunk bytes of pkt.
-func (Muxer) Mux(pkt *av.Packet) []byte {
+func (Muxer) Mux(pkt *av.Packet) []byte { return muxChunks(pkt, false) }
+
+// PushMuxer encodes packets as the chunks a relay push sends to another
+// server: as Muxer, but metadata goes out with @setDataFrame, as publishers
+// send it. Every push target of a stream shares these bytes.
+type PushMuxer struct{}
+
+// Mux returns the chunk bytes of pkt.
+func (PushMuxer) Mux(pkt *av.Packet) []byte { return muxChunks(pkt, true) }
+
+func muxChunks(pkt *av.Packet, setDataFrame bool) []byte {
 	payload := pkt.Payload
 	var csid uint32
 	switch pkt.Kind {
@@ -54,6 +64,9 @@ func (Muxer) Mux(pkt *av.Packet) []byte {
 	case av.KindData:
 		csid = csidData
 		payload = flv.StripSetDataFrame(payload)
+		if setDataFrame {
+			payload = flv.AddSetDataFrame(payload)
+		}
 	default:
 		return nil
 	}

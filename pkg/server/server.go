@@ -16,11 +16,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"sluice/pkg/api"
 	"sluice/pkg/config"
 	"sluice/pkg/group"
 	"sluice/pkg/httpflv"
 	"sluice/pkg/httpstream"
 	"sluice/pkg/mpegts"
+	"sluice/pkg/notify"
+	"sluice/pkg/relay"
 	"sluice/pkg/rtmp"
 	"sluice/pkg/sessionid"
 )
@@ -49,6 +52,19 @@ type Server struct {
 	formatRTMP group.Format
 	formatFLV  group.Format
 	formatTS   group.Format
+	formatRTSP group.Format // -1 when RTSP is off
+
+	rtsp rtspState // see rtsp.go
+
+	pulls      *relay.PullManager
+	pushes     *relay.PushManager
+	formatPush group.Format // -1 when relay push is off
+
+	notify    *notify.Dispatcher
+	api       *api.Server
+	bitrates  *api.Bitrates
+	startTime time.Time
+	done      chan struct{}
 
 	rtmpServer *rtmp.Server
 	rtmpLn     net.Listener
@@ -83,7 +99,15 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, log: log, serveErr: make(chan error, 4)}
+	s := &Server{
+		cfg:       cfg,
+		log:       log,
+		serveErr:  make(chan error, 4),
+		bitrates:  api.NewBitrates(),
+		startTime: time.Now(),
+		done:      make(chan struct{}),
+	}
+	s.notify = newDispatcher(&cfg.HTTPNotify, log)
 	formats := []group.FormatSpec{
 		{Name: "rtmp", GOPNum: cfg.RTMP.GOPNum, NewMuxer: func(string) group.Muxer { return rtmp.Muxer{} }},
 		{Name: "flv", GOPNum: cfg.HTTPFLV.GOPNum, NewMuxer: func(string) group.Muxer { return httpflv.Muxer{} }},
@@ -91,13 +115,45 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 			return mpegts.NewMuxer(func(msg string) { log.Info(msg, zap.String("stream_name", stream)) })
 		}},
 	}
-	s.formatRTMP, s.formatFLV, s.formatTS = 0, 1, 2
+	s.formatRTMP, s.formatFLV, s.formatTS, s.formatRTSP = 0, 1, 2, -1
+	if cfg.RTSP.Enable {
+		s.formatRTSP = group.Format(len(formats))
+		formats = append(formats, group.FormatSpec{Name: "rtsp", NewMuxer: s.newRTSPMuxer})
+	}
+	s.formatPush = -1
+	if cfg.RelayPush.Enable && len(cfg.RelayPush.AddrList) > 0 {
+		s.formatPush = group.Format(len(formats))
+		formats = append(formats, group.FormatSpec{Name: "rtmp-push", GOPNum: cfg.RTMP.GOPNum,
+			NewMuxer: func(string) group.Muxer { return rtmp.PushMuxer{} }})
+	}
 	s.groups = group.NewManager(group.Config{
 		Formats:              formats,
 		SingleGOPMaxFrameNum: maxNonZero(cfg.RTMP.SingleGOPMaxFrameNum, maxNonZero(cfg.HTTPFLV.SingleGOPMaxFrameNum, cfg.HTTPTS.SingleGOPMaxFrameNum)),
-		Observer:             &eventLogger{log: log},
+		Observer:             s,
 		Logger:               log,
 	})
+	s.pulls = &relay.PullManager{
+		Groups:          s.groups,
+		DialRTMP:        relay.DialRTMP,
+		DialRTSP:        s.rtspPullDialer(),
+		OnAttemptFailed: s.relayAttemptFailed,
+		Logger:          log,
+	}
+	if s.formatPush >= 0 {
+		s.pushes = &relay.PushManager{Groups: s.groups, Format: s.formatPush, Targets: cfg.RelayPush.AddrList, Logger: log}
+	}
+	s.api = &api.Server{
+		Pulls:      s.pulls,
+		ServerID:   cfg.ServerID,
+		StartTime:  s.startTime,
+		Version:    Version,
+		ServerName: "sluice/" + Version,
+		Groups:     s.groups,
+		Bitrates:   s.bitrates,
+		Notify:     s.notify,
+		Logger:     log,
+		Done:       s.done,
+	}
 	return s
 }
 
@@ -116,7 +172,12 @@ func (s *Server) Groups() *group.Manager { return s.groups }
 // cannot be opened is a *ListenError naming its config key; nothing is left
 // open then.
 func (s *Server) Start() error {
+	s.emit(eventServerStart, "", s.api.LalInfo())
 	if err := s.listen(); err != nil {
+		s.closeListeners()
+		return err
+	}
+	if err := s.startRTSP(); err != nil {
 		s.closeListeners()
 		return err
 	}
@@ -135,6 +196,12 @@ func (s *Server) Start() error {
 		s.goServe(hl.key, func() error { return hl.server.Serve(hl.ln) })
 		s.log.Info("http listening", zap.String("key", hl.key), zap.String("addr", hl.ln.Addr().String()))
 	}
+	s.sendUpdate()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.tick(s.done)
+	}()
 	return nil
 }
 
@@ -164,6 +231,22 @@ func (s *Server) listen() error {
 			return &ListenError{Key: "rtmp.addr", Addr: cfg.RTMP.Addr, Err: err}
 		}
 		s.rtmpLn = ln
+	}
+	if cfg.HTTPAPI.Enable {
+		ln, err := net.Listen("tcp", cfg.HTTPAPI.Addr)
+		if err != nil {
+			return &ListenError{Key: "http_api.addr", Addr: cfg.HTTPAPI.Addr, Err: err}
+		}
+		s.httpLns = append(s.httpLns, httpListener{
+			key:        "http_api.addr",
+			configured: cfg.HTTPAPI.Addr,
+			ln:         ln,
+			server: &http.Server{
+				Handler:           s.api.Handler(),
+				ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog:          zap.NewStdLog(s.log),
+			},
+		})
 	}
 	// FLV and TS share one handler per address, told apart by suffix (as lal).
 	routes := map[string]map[string]http.Handler{} // addr -> suffix -> handler
@@ -310,9 +393,31 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// Shutdown stops every listener and closes every session.
+// APIAddr returns the HTTP API listener's address ("" if it is off).
+func (s *Server) APIAddr() string {
+	for _, hl := range s.httpLns {
+		if hl.key == "http_api.addr" {
+			return hl.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// Shutdown stops every listener, closes every session (their stop events are
+// queued), then delivers the queued webhooks until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+		close(s.done)
+	}
 	var errs []error
+	s.pulls.Shutdown()
+	if s.pushes != nil {
+		s.pushes.Shutdown()
+	}
+	errs = append(errs, s.shutdownRTSP(ctx))
 	if s.rtmpServer != nil {
 		errs = append(errs, s.rtmpServer.Shutdown(ctx))
 	}
@@ -334,6 +439,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}
+	if err := s.notify.Flush(ctx); err != nil {
+		st := s.notify.Stats()
+		s.log.Warn("webhooks not all delivered before the shutdown deadline", zap.Int("pending", st.QueueDepth))
+		errs = append(errs, err)
+	}
+	s.notify.Close()
 	return errors.Join(errs...)
 }
 
@@ -350,19 +461,4 @@ func (s *Server) closeAllSessions() {
 			}
 		}
 	}
-}
-
-// eventLogger logs lifecycle events.
-type eventLogger struct{ log *zap.Logger }
-
-func (l *eventLogger) OnEvent(ev group.Event) {
-	l.log.Info("session "+ev.Type.String(),
-		zap.String("session_id", ev.Session.ID),
-		zap.String("stream_name", ev.Session.StreamName),
-		zap.String("remote_addr", ev.Session.RemoteAddr),
-		zap.String("protocol", ev.Session.Protocol),
-		zap.Bool("has_in_session", ev.HasInSession),
-		zap.Bool("has_out_session", ev.HasOutSession),
-		zap.Uint64("read_bytes_sum", ev.ReadBytes),
-		zap.Uint64("wrote_bytes_sum", ev.WrittenBytes))
 }

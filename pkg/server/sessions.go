@@ -1,8 +1,6 @@
 package server
 
 import (
-	"go.uber.org/zap"
-
 	"sluice/pkg/group"
 	"sluice/pkg/httpstream"
 	"sluice/pkg/rtmp"
@@ -27,15 +25,7 @@ func rtmpSessionInfo(sess *rtmp.ServerSession, baseType string) group.SessionInf
 	}
 }
 
-func (h *rtmpHandler) OnConnect(sess *rtmp.ServerSession) {
-	h.s.log.Info("rtmp connect",
-		zap.String("session_id", sess.ID()),
-		zap.String("stream_name", ""),
-		zap.String("remote_addr", sess.RemoteAddr()),
-		zap.String("app", sess.App()),
-		zap.String("flashVer", sess.FlashVer()),
-		zap.String("tcUrl", sess.TcURL()))
-}
+func (h *rtmpHandler) OnConnect(sess *rtmp.ServerSession) { h.s.rtmpConnect(sess) }
 
 func (h *rtmpHandler) OnPublish(sess *rtmp.ServerSession) (rtmp.Publisher, error) {
 	pub, err := h.s.groups.Publish(rtmpSessionInfo(sess, group.BasePub))
