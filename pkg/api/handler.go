@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"sluice/pkg/auth"
 	"sluice/pkg/group"
 	"sluice/pkg/notify"
 	"sluice/pkg/relay"
@@ -28,6 +31,10 @@ type Server struct {
 	ServerName string // the Server header
 	Groups     *group.Manager
 	Bitrates   *Bitrates
+	// Blacklist is fed by /api/ctrl/add_ip_blacklist.
+	Blacklist *auth.Blacklist
+	// AuthToken, when set, is required as "Authorization: Bearer <token>".
+	AuthToken string
 	// Pulls runs the relay pulls of /api/ctrl/start_relay_pull.
 	Pulls *relay.PullManager
 	// Notify, when set, feeds /api/stat/notify and /api/events.
@@ -79,10 +86,42 @@ func (a *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/ctrl/stop_relay_pull", a.stopRelayPull)
 	mux.HandleFunc("/api/stat/notify", a.notifyStats)
 	mux.HandleFunc("/api/events", a.events)
+	mux.HandleFunc("/api/ctrl/add_ip_blacklist", a.addIPBlacklist)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.reply(w, codeOnly{CodePageNotFound, DespPageNotFound})
 	})
-	return mux
+	if a.AuthToken == "" {
+		return mux
+	}
+	want := []byte("Bearer " + a.AuthToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error_code":401,"desp":"unauthorized"}`)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// AddIPBlacklistRequest is the body of /api/ctrl/add_ip_blacklist.
+type AddIPBlacklistRequest struct {
+	IP          string `json:"ip"`
+	DurationSec int    `json:"duration_sec"`
+}
+
+// addIPBlacklist refuses an IP on every protocol for duration_sec.
+func (a *Server) addIPBlacklist(w http.ResponseWriter, r *http.Request) {
+	var req AddIPBlacklistRequest
+	if !decodeRequired(r, &req, "ip", "duration_sec") || net.ParseIP(req.IP) == nil || req.DurationSec <= 0 || a.Blacklist == nil {
+		a.reply(w, codeOnly{CodeParamMissing, DespParamMissing})
+		return
+	}
+	a.Blacklist.Add(req.IP, time.Duration(req.DurationSec)*time.Second)
+	a.logger().Info("ip blacklisted", zap.String("ip", req.IP), zap.Int("duration_sec", req.DurationSec))
+	a.reply(w, codeOnly{CodeSucc, DespSucc})
 }
 
 type codeOnly struct {

@@ -54,6 +54,7 @@ type Config struct {
 	StaticRelayPull StaticRelayPullConfig `mapstructure:"static_relay_pull" json:"static_relay_pull"`
 	HTTPAPI         HTTPAPIConfig         `mapstructure:"http_api" json:"http_api"`
 	HTTPNotify      HTTPNotifyConfig      `mapstructure:"http_notify" json:"http_notify"`
+	HTTPAuth        HTTPAuthConfig        `mapstructure:"http_auth" json:"http_auth"`
 	SimpleAuth      SimpleAuthConfig      `mapstructure:"simple_auth" json:"simple_auth"`
 	Pprof           PprofConfig           `mapstructure:"pprof" json:"pprof"`
 	Log             LogConfig             `mapstructure:"log" json:"log"`
@@ -171,6 +172,20 @@ type StaticRelayPullConfig struct {
 type HTTPAPIConfig struct {
 	Enable bool   `mapstructure:"enable" json:"enable"`
 	Addr   string `mapstructure:"addr" json:"addr"`
+	// Sluice extension: when set, every request needs "Authorization: Bearer
+	// <token>". Without a token an addr with no host binds loopback only.
+	AuthToken string `mapstructure:"auth_token" json:"auth_token"`
+}
+
+// HTTPAuthConfig is the http_auth section (a Sluice extension): publish and
+// play decisions asked of a back end by webhook before a session is accepted.
+type HTTPAuthConfig struct {
+	Enable      bool   `mapstructure:"enable" json:"enable"`
+	OnPub       string `mapstructure:"on_pub" json:"on_pub"`
+	OnSub       string `mapstructure:"on_sub" json:"on_sub"`
+	TimeoutMS   int    `mapstructure:"timeout_ms" json:"timeout_ms"`
+	FailOpen    bool   `mapstructure:"fail_open" json:"fail_open"`
+	CacheTTLSec int    `mapstructure:"cache_ttl_sec" json:"cache_ttl_sec"`
 }
 
 // HTTPNotifyConfig is the http_notify section: the webhook switch, on_update period and one URL per event.
@@ -305,6 +320,7 @@ func defaults() *Config {
 		RelayPush:       RelayPushConfig{AddrList: []string{}},
 		StaticRelayPull: StaticRelayPullConfig{AutoStopPullAfterNoOutMS: 3000},
 		HTTPAPI:         HTTPAPIConfig{Enable: true, Addr: ":8083"},
+		HTTPAuth:        HTTPAuthConfig{TimeoutMS: 2000, CacheTTLSec: 30},
 		HTTPNotify: HTTPNotifyConfig{
 			UpdateIntervalSec: 5,
 			OnServerStart:     notify + "on_server_start",
@@ -444,6 +460,8 @@ func (c *Config) validate() error {
 		{"http_notify.timeout_ms", c.HTTPNotify.TimeoutMS},
 		{"http_notify.flush_timeout_ms", c.HTTPNotify.FlushTimeoutMS},
 		{"static_relay_pull.auto_stop_pull_after_no_out_ms", c.StaticRelayPull.AutoStopPullAfterNoOutMS},
+		{"http_auth.timeout_ms", c.HTTPAuth.TimeoutMS},
+		{"http_auth.cache_ttl_sec", c.HTTPAuth.CacheTTLSec},
 	} {
 		if n.val < 0 {
 			return keyErrorf(n.key, "%d must not be negative", n.val)
@@ -459,6 +477,17 @@ func (c *Config) validate() error {
 			{"http_notify.on_relay_pull_start", n.OnRelayPullStart}, {"http_notify.on_relay_pull_stop", n.OnRelayPullStop},
 			{"http_notify.on_rtmp_connect", n.OnRTMPConnect}, {"http_notify.on_hls_make_ts", n.OnHLSMakeTS},
 		} {
+			if u.val == "" {
+				continue
+			}
+			if pu, err := url.Parse(u.val); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+				return keyErrorf(u.key, "%q is not an http(s) URL", u.val)
+			}
+		}
+	}
+
+	if c.HTTPAuth.Enable {
+		for _, u := range []struct{ key, val string }{{"http_auth.on_pub", c.HTTPAuth.OnPub}, {"http_auth.on_sub", c.HTTPAuth.OnSub}} {
 			if u.val == "" {
 				continue
 			}

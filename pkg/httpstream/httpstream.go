@@ -160,11 +160,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log.Info("subscriber ended", zap.NamedError("reason", err), zap.Uint64("wrote_bytes", s.WrittenBytes()))
 }
 
-// writeRefusal answers 403 with the reason, on a hijacked connection.
+// StatusError is a refusal that names its HTTP status; other errors from
+// Subscribe are answered 403.
+type StatusError interface {
+	error
+	HTTPStatus() int
+}
+
+// writeRefusal answers the refusal's status with the reason, on a hijacked
+// connection.
 func writeRefusal(c net.Conn, reason error) {
+	status := http.StatusForbidden
+	var se StatusError
+	if errors.As(reason, &se) {
+		status = se.HTTPStatus()
+	}
 	body := reason.Error() + "\n"
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"+
+	io.WriteString(c, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"+corsHeaders+
 		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 }
 

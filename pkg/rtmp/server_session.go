@@ -17,6 +17,18 @@ import (
 	"sluice/pkg/streamurl"
 )
 
+// StatusError refuses a publish or play with a specific onStatus code (e.g.
+// NetStream.Publish.Unauthorized); other errors are told as
+// NetStream.Publish.BadName or NetStream.Play.Failed.
+type StatusError struct {
+	Code string
+	Err  error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+
+func (e *StatusError) Unwrap() error { return e.Err }
+
 // Values Sluice announces on connect (as lal).
 const (
 	windowAckSize     = 5000000
@@ -385,7 +397,12 @@ func (s *ServerSession) onPublish(args []any) error {
 	}
 	if err != nil {
 		s.log.Warn("rtmp publish refused", zap.Error(err))
-		s.writeStatus("error", "NetStream.Publish.BadName", err.Error())
+		code := "NetStream.Publish.BadName"
+		var se *StatusError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		s.writeStatus("error", code, err.Error())
 		return errStop
 	}
 	s.publisher = pub
@@ -405,7 +422,12 @@ func (s *ServerSession) onPlay(args []any) error {
 	}
 	if err != nil {
 		s.log.Warn("rtmp play refused", zap.Error(err))
-		s.writeStatus("error", "NetStream.Play.Failed", err.Error())
+		code := "NetStream.Play.Failed"
+		var se *StatusError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		s.writeStatus("error", code, err.Error())
 		return errStop
 	}
 	s.writeMu.Lock()

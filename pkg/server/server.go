@@ -60,6 +60,8 @@ type Server struct {
 	pushes     *relay.PushManager
 	formatPush group.Format // -1 when relay push is off
 
+	access accessControl
+
 	notify    *notify.Dispatcher
 	api       *api.Server
 	bitrates  *api.Bitrates
@@ -108,6 +110,7 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 		done:      make(chan struct{}),
 	}
 	s.notify = newDispatcher(&cfg.HTTPNotify, log)
+	s.access = s.newAccessControl()
 	formats := []group.FormatSpec{
 		{Name: "rtmp", GOPNum: cfg.RTMP.GOPNum, NewMuxer: func(string) group.Muxer { return rtmp.Muxer{} }},
 		{Name: "flv", GOPNum: cfg.HTTPFLV.GOPNum, NewMuxer: func(string) group.Muxer { return httpflv.Muxer{} }},
@@ -144,6 +147,8 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 	}
 	s.api = &api.Server{
 		Pulls:      s.pulls,
+		Blacklist:  s.access.blacklist,
+		AuthToken:  cfg.HTTPAPI.AuthToken,
 		ServerID:   cfg.ServerID,
 		StartTime:  s.startTime,
 		Version:    Version,
@@ -233,9 +238,16 @@ func (s *Server) listen() error {
 		s.rtmpLn = ln
 	}
 	if cfg.HTTPAPI.Enable {
-		ln, err := net.Listen("tcp", cfg.HTTPAPI.Addr)
+		addr := cfg.HTTPAPI.Addr
+		if host, port, err := net.SplitHostPort(addr); err == nil && host == "" && cfg.HTTPAPI.AuthToken == "" {
+			// An API without a token controls the server: keep it off the network.
+			addr = net.JoinHostPort("127.0.0.1", port)
+			s.log.Warn("http_api has no auth_token: listening on loopback only; set http_api.auth_token (or a host in http_api.addr) to expose it",
+				zap.String("addr", addr))
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return &ListenError{Key: "http_api.addr", Addr: cfg.HTTPAPI.Addr, Err: err}
+			return &ListenError{Key: "http_api.addr", Addr: addr, Err: err}
 		}
 		s.httpLns = append(s.httpLns, httpListener{
 			key:        "http_api.addr",
@@ -377,7 +389,7 @@ func (s *Server) httpAddr(enabled bool, configured string) string {
 		return ""
 	}
 	for _, hl := range s.httpLns {
-		if hl.configured == configured {
+		if hl.configured == configured && hl.key != "http_api.addr" {
 			return hl.ln.Addr().String()
 		}
 	}

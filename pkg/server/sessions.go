@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+
+	"sluice/pkg/auth"
 	"sluice/pkg/group"
 	"sluice/pkg/httpstream"
 	"sluice/pkg/rtmp"
@@ -28,7 +31,11 @@ func rtmpSessionInfo(sess *rtmp.ServerSession, baseType string) group.SessionInf
 func (h *rtmpHandler) OnConnect(sess *rtmp.ServerSession) { h.s.rtmpConnect(sess) }
 
 func (h *rtmpHandler) OnPublish(sess *rtmp.ServerSession) (rtmp.Publisher, error) {
-	pub, err := h.s.groups.Publish(rtmpSessionInfo(sess, group.BasePub))
+	info := rtmpSessionInfo(sess, group.BasePub)
+	if err := h.s.authorize(context.Background(), auth.Publish, info); err != nil {
+		return nil, &rtmp.StatusError{Code: "NetStream.Publish.Unauthorized", Err: err}
+	}
+	pub, err := h.s.groups.Publish(info)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +43,11 @@ func (h *rtmpHandler) OnPublish(sess *rtmp.ServerSession) (rtmp.Publisher, error
 }
 
 func (h *rtmpHandler) OnPlay(sess *rtmp.ServerSession) (rtmp.Subscription, error) {
-	return h.s.groups.Subscribe(rtmpSessionInfo(sess, group.BaseSub), h.s.formatRTMP), nil
+	info := rtmpSessionInfo(sess, group.BaseSub)
+	if err := h.s.authorize(context.Background(), auth.Play, info); err != nil {
+		return nil, &rtmp.StatusError{Code: "NetStream.Play.Failed", Err: err}
+	}
+	return h.s.groups.Subscribe(info, h.s.formatRTMP), nil
 }
 
 // subscriber returns the Subscribe function of an HTTP stream handler.
@@ -54,6 +65,9 @@ func (s *Server) subscriber(protocol string, f group.Format) func(*httpstream.Se
 			StartTime:  sess.StartTime(),
 			Counters:   sess,
 			Close:      sess.Close,
+		}
+		if err := s.authorize(context.Background(), auth.Play, info); err != nil {
+			return nil, err
 		}
 		return s.groups.Subscribe(info, f), nil
 	}
