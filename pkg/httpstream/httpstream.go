@@ -7,6 +7,7 @@ package httpstream
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -210,17 +211,22 @@ func (h *Handler) stream(s *Session, br *bufio.Reader, sub Subscription, wsKey s
 		timeout = 10 * time.Second
 	}
 	readerDone := make(chan struct{})
+	// Read through the counting connection; bytes the HTTP server had
+	// already buffered after the request head are counted here.
+	var client io.Reader = s.conn
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		s.conn.AddRead(n)
+		client = io.MultiReader(bytes.NewReader(b), s.conn)
+	}
 	go func() {
 		defer close(readerDone)
 		if s.websocket {
 			// The client's frames are read and dropped; its close ends the session.
-			readWebSocket(io.MultiReader(br, s.conn))
+			readWebSocket(client)
 		} else {
 			// Any byte from the client, or its close, ends the session (as lal).
-			buf := make([]byte, 1)
-			if br.Buffered() == 0 {
-				s.conn.Read(buf)
-			}
+			client.Read(make([]byte, 1))
 		}
 		s.Close()
 		sub.Close()
