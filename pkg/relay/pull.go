@@ -141,6 +141,7 @@ func (m *PullManager) StartPull(opt PullOptions) (string, error) {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.currentID = sessionid.Next(p.prefix)
+	id := p.currentID // read before run may replace it with a retry's id
 	p.noOutFrom = time.Now()
 	m.pulls[opt.StreamName] = p
 	m.wg.Add(1)
@@ -153,7 +154,7 @@ func (m *PullManager) StartPull(opt PullOptions) (string, error) {
 		}
 		m.mu.Unlock()
 	}()
-	return p.currentID, nil
+	return id, nil
 }
 
 // StopPull stops the stream's pull and its retries. It returns the id of the
@@ -187,7 +188,7 @@ func (m *PullManager) HasPull(stream string) bool {
 func (m *PullManager) Shutdown() {
 	m.mu.Lock()
 	for _, p := range m.pulls {
-		p.cancel()
+		p.stop() // cancel alone would leave a connected source reading
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
@@ -238,12 +239,32 @@ func (p *pull) run() {
 		if joined {
 			backoff = time.Second
 		}
-		select {
-		case <-p.ctx.Done():
+		if p.sleep(backoff) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// sleep waits d before a retry, watching the auto stop meanwhile; it reports
+// whether the pull must end instead.
+func (p *pull) sleep(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return true
+		case <-timer.C:
+			return false
+		case <-tick.C:
+			if p.autoStopDue() {
+				p.log.Info("relay pull stopped: no subscriber")
+				return true
+			}
+		}
 	}
 }
 
@@ -279,6 +300,9 @@ func (p *pull) attempt() (joined bool, err error) {
 		StreamName: p.opt.StreamName,
 		StartTime:  time.Now(),
 	}
+	if g := p.m.Groups.Group(p.opt.StreamName); g != nil {
+		info.AppName = g.AppName() // the events name the local group
+	}
 	if p.prefix == sessionid.RTSPPull {
 		info.Protocol = "RTSP"
 	}
@@ -295,6 +319,10 @@ func (p *pull) attempt() (joined bool, err error) {
 	info.RemoteAddr = src.RemoteAddr()
 	info.Counters = src
 	info.Close = p.stop // a kick stops the pull and its retries
+	if p.ctx.Err() != nil { // stopped while connecting: never join
+		src.Close()
+		return false, p.ctx.Err()
+	}
 	pub, err := p.m.Groups.Publish(info)
 	if err != nil {
 		src.Close()

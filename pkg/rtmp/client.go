@@ -69,7 +69,9 @@ func ParseURL(raw string) (addr, tcURL, app, name string, err error) {
 	}
 	path := strings.TrimPrefix(u.Path, "/")
 	i := strings.IndexByte(path, '/')
-	if i <= 0 || i == len(path)-1 {
+	// i == 0 is an empty app (rtmp://h//stream), as lal's static pull builds
+	// for a group created without one.
+	if i < 0 || i == len(path)-1 {
 		return "", "", "", "", fmt.Errorf("rtmp: url %q has no app/stream path", raw)
 	}
 	app, name = path[:i], path[i+1:]

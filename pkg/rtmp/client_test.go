@@ -226,6 +226,7 @@ func TestParseURL(t *testing.T) {
 		{in: "rtmp://h/live/s", addr: "h:1935", tc: "rtmp://h/live", app: "live", name: "s"},
 		{in: "rtmp://h:19350/live/s?a=1&b=2", addr: "h:19350", tc: "rtmp://h:19350/live", app: "live", name: "s?a=1&b=2"},
 		{in: "rtmp://h/a/b/c", addr: "h:1935", tc: "rtmp://h/a", app: "a", name: "b/c"},
+		{in: "rtmp://h//s", addr: "h:1935", tc: "rtmp://h/", app: "", name: "s"},
 		{in: "http://h/live/s", bad: true},
 		{in: "rtmp://h/live", bad: true},
 		{in: "rtmp://h/live/", bad: true},
