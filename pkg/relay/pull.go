@@ -318,7 +318,7 @@ func (p *pull) attempt() (joined bool, err error) {
 	}
 	info.RemoteAddr = src.RemoteAddr()
 	info.Counters = src
-	info.Close = p.stop // a kick stops the pull and its retries
+	info.Close = p.stop     // a kick stops the pull and its retries
 	if p.ctx.Err() != nil { // stopped while connecting: never join
 		src.Close()
 		return false, p.ctx.Err()
