@@ -43,3 +43,13 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## bench-load: the load matrix of docs/PERFORMANCE.md: Sluice and the rawcopy
+## baseline pinned to CPU 0, publisher and load tool on CPU 1 (about 6 min);
+## one JSON line per run. BENCH_ARGS passes flags, e.g. BENCH_ARGS='-runs flv:1000'
+BENCH_ARGS ?=
+.PHONY: bench-load
+bench-load:
+	$(GO) build -o bin/sluice ./cmd/sluice
+	$(GO) build -o bin/sluice-bench ./cmd/sluice-bench
+	./bin/sluice-bench matrix -sluice bin/sluice $(BENCH_ARGS)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 
@@ -60,9 +59,10 @@ const headPeek = 5
 
 // readFLV walks an FLV stream (file header, then tags) without copying a
 // byte of media: tag headers and the first body bytes are peeked in br's
-// buffer, the rest is discarded. It records each audio and video frame in st
+// buffer, the rest is skipped (in the kernel when it is not buffered yet). It records each audio and video frame in st
 // and returns only on error.
-func readFLV(br *bufio.Reader, st *subStat, hook frameHook) error {
+func readFLV(in *input, st *subStat, hook frameHook) error {
+	br := in.br
 	h, err := br.Peek(flv.HeaderSize)
 	if err != nil {
 		return fmt.Errorf("flv header: %w", err)
@@ -78,14 +78,15 @@ func readFLV(br *bufio.Reader, st *subStat, hook frameHook) error {
 		return fmt.Errorf("flv header: %w", err)
 	}
 	for {
-		if err := readFLVTag(br, st, hook); err != nil {
+		if err := readFLVTag(in, st, hook); err != nil {
 			return err
 		}
 	}
 }
 
 // readFLVTag reads one tag and the PreviousTagSize after it.
-func readFLVTag(br *bufio.Reader, st *subStat, hook frameHook) error {
+func readFLVTag(in *input, st *subStat, hook frameHook) error {
+	br := in.br
 	h, err := br.Peek(flv.TagHeaderSize)
 	if err != nil {
 		return err
@@ -113,7 +114,7 @@ func readFLVTag(br *bufio.Reader, st *subStat, hook frameHook) error {
 			st.onAudio(int64(ts) * 90)
 		}
 	}
-	if _, err := br.Discard(flv.TagHeaderSize + size + 4); err != nil {
+	if err := in.skip(flv.TagHeaderSize + size + 4); err != nil {
 		return err
 	}
 	if isVideo && hook != nil {

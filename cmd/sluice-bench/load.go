@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"math"
 	"os"
@@ -122,9 +121,25 @@ func runLoad(ctx context.Context, cfg loadConfig) result {
 		}
 		return v
 	}
+	busy := func(cpus []int) float64 {
+		if cpus == nil {
+			return math.NaN()
+		}
+		v, err := cpuBusy(cpus)
+		if err != nil {
+			return math.NaN()
+		}
+		return v
+	}
+	var srvCPUs []int
+	if cfg.PID > 0 {
+		srvCPUs = pinnedCPUs(cfg.PID)
+	}
+	selfCPUs := pinnedCPUs(os.Getpid())
 	t0 := time.Now()
 	s0 := take()
 	srv0, self0 := cpu(cfg.PID), cpu(os.Getpid())
+	srvBusy0, selfBusy0 := busy(srvCPUs), busy(selfCPUs)
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(true)
 	}
@@ -133,8 +148,13 @@ func runLoad(ctx context.Context, cfg loadConfig) result {
 		cfg.OnWindow(false)
 	}
 	srv1, self1 := cpu(cfg.PID), cpu(os.Getpid())
+	srvBusy1, selfBusy1 := busy(srvCPUs), busy(selfCPUs)
 	s1 := take()
 	window := time.Since(t0).Seconds()
+	res.LoadAvg1m = num(loadAvg1m())
+	if _, hwm, err := procMem(os.Getpid()); err == nil {
+		res.ToolPeakRSSMiB = num(float64(hwm) / 1024)
+	}
 	res.WindowS = num(window)
 
 	// Memory.
@@ -189,6 +209,8 @@ func runLoad(ctx context.Context, cfg loadConfig) result {
 	res.ServerCores = num(cores)
 	res.CoresPerGbit = num(cores / gbps)
 	res.ToolCores = num((self1 - self0) / window)
+	res.ServerCPUBusy = num((srvBusy1 - srvBusy0) / window / float64(max(len(srvCPUs), 1)))
+	res.ToolCPUBusy = num((selfBusy1 - selfBusy0) / window / float64(max(len(selfCPUs), 1)))
 	if cfg.PID > 0 {
 		res.IdleRSSMiB = num(float64(idleRSS) / 1024)
 		res.PeakRSSMiB = num(float64(peak) / 1024)
@@ -299,5 +321,3 @@ func (l *latencyRecorder) fill(res *result) {
 	res.AddedLatP50, res.AddedLatP99, res.AddedLatMax = &p50, &p99, &mx
 	res.LatencySamples = len(s)
 }
-
-var errUsage = errors.New("usage")

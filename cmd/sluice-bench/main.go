@@ -8,16 +8,19 @@
 //	sluice-bench publish  -file F.flv -url rtmp://... [-loop] [-latency -sub-url URL -others N -pid PID]
 //	sluice-bench rawcopy  -file F.flv -listen 127.0.0.1:PORT
 //	sluice-bench matrix   [-file F.flv] [-runs flv:1000,...] [-duration D] ...
+//	sluice-bench serve    [-cpuprofile F] [-memprofile F]
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -30,7 +33,8 @@ Usage:
   sluice-bench publish -file F.flv -url rtmp://HOST/APP/NAME [-loop] [-n N] [-duration D]
   sluice-bench publish -file F.flv -url rtmp://... -latency -sub-url URL [-others N] [-pid PID]
   sluice-bench rawcopy -file F.flv -listen 127.0.0.1:PORT
-  sluice-bench matrix  [-file F.flv] [-runs flv:1000,rtmp:1000,...] [-duration 20s] [-ramp 10s]
+  sluice-bench matrix  [-file F.flv] [-runs flv:1000,rtmp:1000,...] [-duration 20s] [-ramp 10s] [-profile DIR]
+  sluice-bench serve   [-c CONF] [-cpuprofile F] [-memprofile F]   (Sluice in-process, for profiles)
 
 URLs may hold {i}, replaced by the subscriber's (or publisher's) index.
 Every measurement prints one JSON line on stdout; progress goes to stderr.
@@ -55,6 +59,8 @@ func main() {
 		err = cmdRawcopy(ctx, args)
 	case "matrix":
 		err = cmdMatrix(ctx, args)
+	case "serve":
+		err = cmdServe(ctx, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -70,6 +76,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// errUsage reports bad flags (already explained on stderr): exit status 2.
+var errUsage = errors.New("usage")
 
 var logMu sync.Mutex
 
@@ -109,10 +118,22 @@ func cmdLoad(ctx context.Context, args []string) error {
 	settle := fs.Duration("settle", 2*time.Second, "wait after the ramp before the window opens")
 	dur := fs.Duration("duration", 20*time.Second, "measurement window")
 	pid := fs.Int("pid", 0, "server process id, for its CPU time and RSS (0: not measured)")
-	buf := fs.Int("bufsize", 16<<10, "read buffer per subscriber in bytes (at most 32 KiB)")
+	buf := fs.Int("bufsize", 16<<10, "read buffer per subscriber in bytes (4 to 32 KiB)")
 	label := fs.String("label", "", "label copied into the JSON line")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile here")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *u == "" || *n <= 0 {
 		fs.Usage()
@@ -144,7 +165,7 @@ func cmdPublish(ctx context.Context, args []string) error {
 	window := fs.Duration("window", 20*time.Second, "latency mode: measurement window")
 	warmup := fs.Duration("warmup", 3*time.Second, "latency mode: publish this long before subscribing")
 	pid := fs.Int("pid", 0, "latency mode: server process id, for its CPU time and RSS")
-	buf := fs.Int("bufsize", 16<<10, "read buffer per subscriber in bytes")
+	buf := fs.Int("bufsize", 16<<10, "read buffer per subscriber in bytes (4 to 32 KiB)")
 	label := fs.String("label", "", "label copied into the JSON line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -214,8 +235,20 @@ func cmdRawcopy(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("rawcopy", flag.ContinueOnError)
 	file := fs.String("file", "", "FLV file to serve")
 	listen := fs.String("listen", "127.0.0.1:8090", "HTTP listen address")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here when stopped")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *file == "" {
 		fs.Usage()
@@ -236,5 +269,9 @@ func cmdRawcopy(ctx context.Context, args []string) error {
 	}()
 	go rc.feed(ctx)
 	logf("rawcopy: serving %s on http://%s/ (any path)", *file, ln.Addr())
-	return rc.serve(ln)
+	err = rc.serve(ln)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }

@@ -52,6 +52,7 @@ type matrix struct {
 	bufSize            int
 	workDir            string
 	logDir             string
+	profDir            string
 }
 
 func cmdMatrix(ctx context.Context, args []string) error {
@@ -68,6 +69,7 @@ func cmdMatrix(ctx context.Context, args []string) error {
 	serverCPU := fs.String("server-cpu", "0", "taskset CPU list of the server (\"\": no pinning)")
 	toolCPU := fs.String("tool-cpu", "1", "taskset CPU list of the publisher and the load tool (\"\": no pinning)")
 	buf := fs.Int("bufsize", 16<<10, "read buffer per subscriber")
+	profDir := fs.String("profile", "", "run Sluice in-process (sluice-bench serve) and write its CPU and heap profiles of each run here")
 	logDir := fs.String("logdir", "", "keep the servers' and tools' logs here (default: a temporary directory, removed)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -89,13 +91,17 @@ func cmdMatrix(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(work)
 	mx := &matrix{self: self, sluice: *sluiceBin, file: *file, serverCPU: *serverCPU, toolCPU: *toolCPU,
-		ramp: *ramp, settle: *settle, dur: *dur, warmup: *warmup, bufSize: *buf, workDir: work, logDir: *logDir}
+		ramp: *ramp, settle: *settle, dur: *dur, warmup: *warmup, bufSize: *buf, workDir: work, logDir: *logDir, profDir: *profDir}
 	if mx.logDir == "" {
 		mx.logDir = work
 	} else if err := os.MkdirAll(mx.logDir, 0o755); err != nil {
 		return err
 	}
-	if mx.sluice == "" {
+	if mx.profDir != "" {
+		if err := os.MkdirAll(mx.profDir, 0o755); err != nil {
+			return err
+		}
+	} else if mx.sluice == "" {
 		mx.sluice = filepath.Join(work, "sluice")
 		logf("matrix: go build -o %s ./cmd/sluice", mx.sluice)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", mx.sluice, "./cmd/sluice")
@@ -282,7 +288,11 @@ func (mx *matrix) rawcopyRun(ctx context.Context, n int) error {
 		return err
 	}
 	name := fmt.Sprintf("rawcopy-flv-%d", n)
-	srv, err := mx.start(name+"-server", mx.serverCPU, nil, nil, mx.self, "rawcopy", "-file", mx.file, "-listen", addr)
+	argv := []string{mx.self, "rawcopy", "-file", mx.file, "-listen", addr}
+	if mx.profDir != "" {
+		argv = append(argv, "-cpuprofile", filepath.Join(mx.profDir, name+".cpu.prof"))
+	}
+	srv, err := mx.start(name+"-server", mx.serverCPU, nil, nil, argv...)
 	if err != nil {
 		return err
 	}
@@ -325,7 +335,13 @@ func (mx *matrix) sluiceRun(ctx context.Context, r matrixRun, latencyOthers int)
 	if latencyOthers >= 0 {
 		name = fmt.Sprintf("sluice-latency-%d", latencyOthers)
 	}
-	srv, err := mx.start(name+"-server", mx.serverCPU, env, nil, mx.sluice)
+	argv := []string{mx.sluice}
+	if mx.profDir != "" {
+		argv = []string{mx.self, "serve", "-cpuprofile", filepath.Join(mx.profDir, name+".cpu.prof"),
+			"-memprofile", filepath.Join(mx.profDir, name+".heap.prof"),
+			"-memprofile-at", (mx.warmup + mx.ramp + mx.settle + mx.dur/2).String()}
+	}
+	srv, err := mx.start(name+"-server", mx.serverCPU, env, nil, argv...)
 	if err != nil {
 		return err
 	}

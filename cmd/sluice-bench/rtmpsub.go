@@ -20,6 +20,7 @@ import (
 // discarded in the bufio.Reader); control, command and aggregate messages
 // are captured into a per-chunk-stream buffer that is reused.
 type rtmpReader struct {
+	in        *input
 	br        *bufio.Reader
 	chunkSize uint32
 	low       [64]*rtmpCS
@@ -56,8 +57,8 @@ const (
 	maxChunkStreams = 64
 )
 
-func newRTMPReader(br *bufio.Reader, read func() uint64, w io.Writer) *rtmpReader {
-	return &rtmpReader{br: br, chunkSize: 128, read: read, w: w}
+func newRTMPReader(in *input, read func() uint64, w io.Writer) *rtmpReader {
+	return &rtmpReader{in: in, br: in.br, chunkSize: 128, read: read, w: w}
 }
 
 func (r *rtmpReader) stream(csid uint32) (*rtmpCS, error) {
@@ -86,7 +87,7 @@ func (r *rtmpReader) stream(csid uint32) (*rtmpCS, error) {
 	return cs, nil
 }
 
-// peek returns the next n bytes (n <= 16) and consumes them; the slice is
+// take returns the next n bytes (n <= 16) and consumes them; the slice is
 // valid until the next read.
 func (r *rtmpReader) take(n int) ([]byte, error) {
 	b, err := r.br.Peek(n)
@@ -212,7 +213,7 @@ func (r *rtmpReader) readChunk() (*rtmpCS, error) {
 			copy(cs.head[cs.headLen:], b)
 			cs.headLen += uint8(k)
 		}
-		if _, err := r.br.Discard(int(n)); err != nil {
+		if err := r.in.skip(int(n)); err != nil {
 			return nil, noEOF(err)
 		}
 	}
@@ -301,7 +302,7 @@ func (r *rtmpReader) ackIfDue() error {
 	return err
 }
 
-// handleMedia records an audio, video or aggregate message in st.
+// handleRTMPMedia records an audio, video or aggregate message in st.
 func handleRTMPMedia(cs *rtmpCS, st *subStat, hook frameHook) error {
 	switch cs.typeID {
 	case rtmp.TypeVideo:

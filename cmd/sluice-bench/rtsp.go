@@ -128,6 +128,7 @@ func readHeaders(br *bufio.Reader, into map[string]string) error {
 
 // rtspClient is an RTSP-over-TCP (interleaved) player.
 type rtspClient struct {
+	in      *input
 	br      *bufio.Reader
 	w       io.Writer
 	url     string
@@ -373,7 +374,7 @@ func (c *rtspClient) readInterleaved(st *subStat, keepalive func() error) error 
 			}
 			c.onRTP(p[4:], st, &clk, &inKey)
 		}
-		if _, err := c.br.Discard(4 + size); err != nil {
+		if err := c.in.skip(4 + size); err != nil {
 			return err
 		}
 		if n++; n&1023 == 0 && keepalive != nil && time.Since(lastKeepalive) > c.timeout/2 {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"sluice/pkg/connstat"
 )
 
 // ticksPerSecond is the clock every media time is kept in: the 90 kHz clock
@@ -69,8 +71,9 @@ type subStat struct {
 	state    atomic.Int32
 	media    atomic.Int64 // media ticks received: the video clock, or the audio clock on an audio-only stream
 	gaps     atomic.Int32
-	firstKey atomic.Int64 // ns from the play request to the first keyframe; 0 = none yet
-	bytes    func() uint64
+	firstKey atomic.Int64                  // ns from the play request to the first keyframe; 0 = none yet
+	conn     atomic.Pointer[connstat.Conn] // the socket, counting bytes read
+	in       atomic.Pointer[input]         // counts the bytes skipped in the kernel
 	err      atomic.Pointer[string]
 }
 
@@ -93,11 +96,16 @@ func (s *subStat) onAudio(ticks int64) {
 	}
 }
 
+// bytesRead returns the bytes received so far (read or skipped).
 func (s *subStat) bytesRead() uint64 {
-	if s.bytes == nil {
-		return 0
+	var n uint64
+	if c := s.conn.Load(); c != nil {
+		n = c.ReadBytes()
 	}
-	return s.bytes()
+	if in := s.in.Load(); in != nil {
+		n += in.skipped.Load()
+	}
+	return n
 }
 
 func (s *subStat) fail(err error) {
@@ -154,15 +162,22 @@ type result struct {
 	AddedLatP99      *num   `json:"added_latency_ms_p99,omitempty"`
 	AddedLatMax      *num   `json:"added_latency_ms_max,omitempty"`
 
-	Label          string         `json:"label,omitempty"`
-	WindowS        num            `json:"window_s"`
-	IdleRSSMiB     num            `json:"idle_rss_mib"`
-	MediaRatioP50  num            `json:"media_ratio_p50"` // received media time / window, median subscriber
-	MediaRatioMin  num            `json:"media_ratio_min"`
-	Gaps           int            `json:"gaps"`        // skips of more than 1 s of media, all subscribers
-	NoKeyframe     int            `json:"no_keyframe"` // connected subscribers that never got a keyframe
-	LatencySamples int            `json:"latency_samples,omitempty"`
-	ToolCores      num            `json:"tool_cores"` // CPU the load tool itself used in the window
+	Label          string `json:"label,omitempty"`
+	WindowS        num    `json:"window_s"`
+	IdleRSSMiB     num    `json:"idle_rss_mib"`
+	MediaRatioP50  num    `json:"media_ratio_p50"` // received media time / window, median subscriber
+	MediaRatioMin  num    `json:"media_ratio_min"`
+	Gaps           int    `json:"gaps"`        // skips of more than 1 s of media, all subscribers
+	NoKeyframe     int    `json:"no_keyframe"` // connected subscribers that never got a keyframe
+	LatencySamples int    `json:"latency_samples,omitempty"`
+	ToolCores      num    `json:"tool_cores"` // CPU the load tool itself used in the window
+	// Busy fraction of the CPUs the server (tool) is pinned to, softirq and
+	// ksoftirqd included: on loopback much of the TCP work is done there
+	// outside the process's own CPU time. null when not pinned.
+	ServerCPUBusy  num            `json:"server_cpu_busy"`
+	ToolCPUBusy    num            `json:"tool_cpu_busy"`
+	LoadAvg1m      num            `json:"loadavg_1m"` // machine load at the end of the window (the machine is shared)
+	ToolPeakRSSMiB num            `json:"tool_peak_rss_mib"`
 	Errors         map[string]int `json:"errors,omitempty"`
 }
 
@@ -247,4 +262,119 @@ func parseProcStatus(b []byte) (rss, hwm int64, err error) {
 // VmHWM read later is the peak of the measurement only.
 func resetHWM(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// cpusOf returns the CPUs process pid may run on (Cpus_allowed_list).
+func cpusOf(pid int) ([]int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return parseCPUList(strings.TrimSpace(v))
+		}
+	}
+	return nil, errors.New("proc status: no Cpus_allowed_list")
+}
+
+// parseCPUList parses a CPU list such as "0", "0-1" or "0,2-3".
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("cpu list %q: bad range", s)
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// cpuBusy returns the busy time in seconds (user, nice, system, irq,
+// softirq and steal) of the given CPUs since boot, from /proc/stat. Unlike a
+// process's own CPU time it includes the network softirq work the kernel
+// does on that CPU for anyone (ksoftirqd included).
+func cpuBusy(cpus []int) (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseCPUBusy(b, cpus)
+}
+
+func parseCPUBusy(b []byte, cpus []int) (float64, error) {
+	want := map[string]bool{}
+	for _, c := range cpus {
+		want["cpu"+strconv.Itoa(c)] = true
+	}
+	var ticks uint64
+	found := 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 9 || !want[f[0]] {
+			continue
+		}
+		found++
+		for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
+			v, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("proc stat %s: %w", f[0], err)
+			}
+			ticks += v
+		}
+	}
+	if found != len(cpus) {
+		return 0, fmt.Errorf("proc stat: %d of %d cpus found", found, len(cpus))
+	}
+	return float64(ticks) / clkTck(), nil
+}
+
+// pinnedCPUs returns the CPUs pid is pinned to, or nil when it may run on
+// every online CPU (then a CPU's busy time says nothing about the process).
+func pinnedCPUs(pid int) []int {
+	cpus, err := cpusOf(pid)
+	if err != nil {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil
+	}
+	online := 0
+	for line := range strings.Lines(string(b)) {
+		if len(line) > 3 && strings.HasPrefix(line, "cpu") && line[3] >= '0' && line[3] <= '9' {
+			online++
+		}
+	}
+	if len(cpus) >= online {
+		return nil
+	}
+	return cpus
+}
+
+// loadAvg1m returns the 1-minute load average.
+func loadAvg1m() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return math.NaN()
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
 }

@@ -24,7 +24,7 @@ const (
 	protoRTSP = "rtsp"
 )
 
-// subscriber plays one URL and records what it receives in st until ctx
+// subscribe plays one URL and records what it receives in st until ctx
 // ends or the connection fails. bufSize is its read buffer.
 func subscribe(ctx context.Context, proto, rawURL string, bufSize int, st *subStat, hook frameHook) error {
 	addr, err := dialAddr(proto, rawURL)
@@ -40,31 +40,36 @@ func subscribe(ctx context.Context, proto, rawURL string, bufSize int, st *subSt
 		tc.SetNoDelay(true)
 	}
 	conn := connstat.New(raw)
-	st.bytes = conn.ReadBytes
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	defer raw.Close()
 	// The setup exchange is bounded; streaming is not (ctx ends it).
 	raw.SetDeadline(time.Now().Add(15 * time.Second))
 	br := bufio.NewReaderSize(conn, bufSize)
+	in := newInput(br, raw)
+	st.conn.Store(conn)
+	st.in.Store(in)
 	switch proto {
 	case protoFLV, protoTS:
 		br, err = httpGet(br, conn, rawURL, bufSize, st)
 		if err != nil {
 			return err
 		}
+		if br != in.br { // chunked: no skipping in the kernel
+			in = &input{br: br}
+		}
 		raw.SetDeadline(time.Time{})
 		st.state.Store(statePlaying)
 		if proto == protoFLV {
-			return readFLV(br, st, hook)
+			return readFLV(in, st, hook)
 		}
-		return readTS(br, st)
+		return readTS(in, st)
 	case protoRTMP:
 		_, tcURL, app, name, err := rtmp.ParseURL(rawURL)
 		if err != nil {
 			return err
 		}
-		r := newRTMPReader(br, conn.ReadBytes, conn)
+		r := newRTMPReader(in, st.bytesRead, conn)
 		if err := rtmpPlay(r, conn, tcURL, app, name, st); err != nil {
 			return err
 		}
@@ -72,7 +77,7 @@ func subscribe(ctx context.Context, proto, rawURL string, bufSize int, st *subSt
 		st.state.Store(statePlaying)
 		return readRTMPMedia(r, st, hook)
 	case protoRTSP:
-		c := &rtspClient{br: br, w: conn, url: rawURL}
+		c := &rtspClient{in: in, br: br, w: conn, url: rawURL}
 		if err := c.play(st); err != nil {
 			return err
 		}
@@ -119,13 +124,13 @@ func httpGet(br *bufio.Reader, w io.Writer, rawURL string, bufSize int, st *subS
 		"\r\nUser-Agent: sluice-bench\r\nAccept: */*\r\n\r\n"); err != nil {
 		return nil, err
 	}
-	line, err := br.ReadSlice('\n')
+	line, err := br.ReadString('\n')
 	if err != nil {
 		return nil, fmt.Errorf("http: reading status line: %w", err)
 	}
-	f := strings.Fields(string(line))
+	f := strings.Fields(line)
 	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
-		return nil, fmt.Errorf("http: bad status line %q", strings.TrimSpace(string(line)))
+		return nil, fmt.Errorf("http: bad status line %q", strings.TrimSpace(line))
 	}
 	if code, _ := strconv.Atoi(f[1]); code != 200 {
 		return nil, fmt.Errorf("http: status %s", strings.TrimSpace(strings.Join(f[1:], " ")))

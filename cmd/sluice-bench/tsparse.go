@@ -1,10 +1,6 @@
 package main
 
-import (
-	"bufio"
-	"errors"
-	"fmt"
-)
+import "errors"
 
 const (
 	tsPacketSize = 188
@@ -30,7 +26,8 @@ type tsReader struct {
 func newTSReader() *tsReader { return &tsReader{pmtPID: -1, mediaPID: -1} }
 
 // readTS reads the stream until an error.
-func readTS(br *bufio.Reader, st *subStat) error {
+func readTS(in *input, st *subStat) error {
+	br := in.br
 	t := newTSReader()
 	for {
 		p, err := br.Peek(tsPacketSize)
@@ -216,8 +213,4 @@ func keyNAL(b []byte, hevc bool) bool {
 		i += 2
 	}
 	return false
-}
-
-func (t *tsReader) String() string {
-	return fmt.Sprintf("ts{pmt %d media %d}", t.pmtPID, t.mediaPID)
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"sluice/pkg/config"
+	"sluice/pkg/server"
+)
+
+// cmdServe runs Sluice in this process, configured as cmd/sluice is (a
+// config file or the defaults, then SLUICE_* environment overrides), with a
+// CPU profile of its whole life and a heap profile at the end: Sluice has
+// no pprof listener, and this is how the matrix profiles it (-profile).
+func cmdServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	conf := fs.String("c", "", "config file (default: built-in defaults; SLUICE_* variables apply)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here when the server stops")
+	memProfile := fs.String("memprofile", "", "write a heap profile here when the server stops (or at -memprofile-at)")
+	memAt := fs.Duration("memprofile-at", 0, "write the heap profile this long after the start, under load, instead of at the end")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, _, err := config.Load(*conf)
+	if err != nil {
+		return err
+	}
+	log, closeLog, err := server.NewLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	srv := server.New(cfg, log)
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	logf("serve: Sluice %s running in-process", server.Version)
+	if *memProfile != "" && *memAt > 0 {
+		t := time.AfterFunc(*memAt, func() {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				logf("serve: %v", err)
+			}
+		})
+		defer t.Stop()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Errors():
+		logf("serve: %v", err)
+	}
+	if *memProfile != "" && *memAt <= 0 {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	return nil
+}
+
+// writeHeapProfile writes a heap profile and logs where the memory is.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	logf("serve: %d goroutines; heap in use %.1f MiB, stacks %.1f MiB, Sys %.1f MiB",
+		runtime.NumGoroutine(), float64(ms.HeapInuse)/(1<<20), float64(ms.StackInuse)/(1<<20), float64(ms.Sys)/(1<<20))
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
+}
