@@ -223,6 +223,7 @@ type Dispatcher struct {
 	unloggedDrops uint64
 	subs          map[*subscription]struct{}
 	subDropped    uint64
+	flushing      int // Flush calls in progress: retries use MinBackoff
 }
 
 // NewDispatcher returns a running Dispatcher. It starts one background
@@ -496,6 +497,9 @@ func (d *Dispatcher) run(k *keyQueue) {
 		default:
 			it.attempts++
 			backoff = backoffDelay(it.attempts, d.cfg.MinBackoff, d.cfg.MaxBackoff)
+			if d.flushing > 0 {
+				backoff = d.cfg.MinBackoff
+			}
 			it.notBefore = time.Now().Add(backoff)
 		}
 		attempts := it.attempts
@@ -615,7 +619,25 @@ func (d *Dispatcher) dropLogger() {
 func (d *Dispatcher) Flush(ctx context.Context) error {
 	d.mu.Lock()
 	idle := d.idle
+	// Retry at once, and then at the shortest backoff, so that a receiver
+	// that is back gets the queue before the deadline.
+	d.flushing++
+	now := time.Now()
+	for _, k := range d.keys {
+		if it := k.q.head; it != nil && it.notBefore.After(now) {
+			it.notBefore = now
+			select {
+			case k.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
 	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.flushing--
+		d.mu.Unlock()
+	}()
 	select {
 	case <-idle:
 		return nil

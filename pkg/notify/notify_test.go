@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -845,4 +846,34 @@ func BenchmarkDeliver50ms(b *testing.B) {
 		b.Fatalf("delivered %d, want %d", st.Delivered, streams*b.N)
 	}
 	b.ReportMetric(float64(streams*b.N)/elapsed.Seconds(), "events/s")
+}
+
+// TestFlushRetriesBackingOffEventsAtOnce: an event waiting out a long
+// backoff is retried as soon as Flush starts, so a receiver that is back
+// gets it before the shutdown deadline.
+func TestFlushRetriesBackingOffEventsAtOnce(t *testing.T) {
+	var healthy atomic.Bool
+	var attempts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	d := newDispatcher(t, Config{MinBackoff: time.Minute, MaxBackoff: time.Minute})
+	d.Enqueue(Event{Name: "on_pub_stop", URL: srv.URL, Stream: "s", Body: []byte(`{}`)})
+	deadline := time.Now().Add(10 * time.Second)
+	for attempts.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	healthy.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v (the event waits out its one-minute backoff)", err)
+	}
+	if st := d.Stats(); st.Delivered != 1 {
+		t.Fatalf("delivered %d, want 1", st.Delivered)
+	}
 }

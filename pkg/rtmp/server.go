@@ -38,6 +38,13 @@ type Handler interface {
 	OnPlay(s *ServerSession) (Subscription, error)
 }
 
+// CloseHandler is an optional Handler method: OnClose reports the end of
+// every session that reached the handler (after its publisher or
+// subscription is closed).
+type CloseHandler interface {
+	OnClose(s *ServerSession)
+}
+
 // Server accepts RTMP connections and runs a ServerSession on each.
 type Server struct {
 	Handler Handler

@@ -138,6 +138,9 @@ func (s *ServerSession) run() {
 		s.sub.Close()
 		<-s.subDone
 	}
+	if ch, ok := s.srv.Handler.(CloseHandler); ok {
+		ch.OnClose(s)
+	}
 	switch {
 	case err == nil, errors.Is(err, errStop), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		s.log.Info("rtmp session closed", zap.Uint64("read_bytes", s.ReadBytes()), zap.Uint64("wrote_bytes", s.WrittenBytes()))

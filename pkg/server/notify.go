@@ -158,8 +158,10 @@ func (s *Server) relayAttemptFailed(info group.SessionInfo, err error) {
 	s.emit(eventPullStop, info.StreamName, api.SessionEvent(s.cfg.ServerID, ev))
 }
 
-// rtmpConnect reports an RTMP connect command. The stream is not known yet,
-// so it is ordered with the server-level events, not the stream's.
+// rtmpConnect records an RTMP connect command. Its on_rtmp_connect is sent
+// when the stream is known (publish or play), in that stream's order, so
+// that it always precedes the session's on_pub_start/on_sub_start; a
+// connection that ends without publish or play sends it then.
 func (s *Server) rtmpConnect(sess *rtmp.ServerSession) {
 	s.log.Info("rtmp connect",
 		zap.String("session_id", sess.ID()),
@@ -168,7 +170,7 @@ func (s *Server) rtmpConnect(sess *rtmp.ServerSession) {
 		zap.String("app", sess.App()),
 		zap.String("flashVer", sess.FlashVer()),
 		zap.String("tcUrl", sess.TcURL()))
-	s.emit(eventRTMPConnect, "", api.RTMPConnectBody{
+	s.pendingConnects.Store(sess, api.RTMPConnectBody{
 		ServerID:   s.cfg.ServerID,
 		SessionID:  sess.ID(),
 		RemoteAddr: sess.RemoteAddr(),
@@ -176,6 +178,14 @@ func (s *Server) rtmpConnect(sess *rtmp.ServerSession) {
 		FlashVer:   sess.FlashVer(),
 		TcURL:      sess.TcURL(),
 	})
+}
+
+// flushRTMPConnect sends a session's pending on_rtmp_connect, ordered with
+// stream's events ("" for the server-level ones).
+func (s *Server) flushRTMPConnect(sess *rtmp.ServerSession, stream string) {
+	if body, ok := s.pendingConnects.LoadAndDelete(sess); ok {
+		s.emit(eventRTMPConnect, stream, body)
+	}
 }
 
 // sendUpdate queues on_update with the same group JSON as /api/stat/all_group.

@@ -61,6 +61,8 @@ type Server struct {
 	formatPush group.Format // -1 when relay push is off
 
 	access accessControl
+	// on_rtmp_connect bodies waiting for their stream (see rtmpConnect).
+	pendingConnects sync.Map
 
 	notify    *notify.Dispatcher
 	api       *api.Server

@@ -30,7 +30,10 @@ func rtmpSessionInfo(sess *rtmp.ServerSession, baseType string) group.SessionInf
 
 func (h *rtmpHandler) OnConnect(sess *rtmp.ServerSession) { h.s.rtmpConnect(sess) }
 
+func (h *rtmpHandler) OnClose(sess *rtmp.ServerSession) { h.s.flushRTMPConnect(sess, "") }
+
 func (h *rtmpHandler) OnPublish(sess *rtmp.ServerSession) (rtmp.Publisher, error) {
+	h.s.flushRTMPConnect(sess, sess.StreamName())
 	info := rtmpSessionInfo(sess, group.BasePub)
 	if err := h.s.authorize(context.Background(), auth.Publish, info); err != nil {
 		return nil, &rtmp.StatusError{Code: "NetStream.Publish.Unauthorized", Err: err}
@@ -43,6 +46,7 @@ func (h *rtmpHandler) OnPublish(sess *rtmp.ServerSession) (rtmp.Publisher, error
 }
 
 func (h *rtmpHandler) OnPlay(sess *rtmp.ServerSession) (rtmp.Subscription, error) {
+	h.s.flushRTMPConnect(sess, sess.StreamName())
 	info := rtmpSessionInfo(sess, group.BaseSub)
 	if err := h.s.authorize(context.Background(), auth.Play, info); err != nil {
 		return nil, &rtmp.StatusError{Code: "NetStream.Play.Failed", Err: err}
