@@ -462,6 +462,7 @@ func (c *Config) validate() error {
 		{"static_relay_pull.auto_stop_pull_after_no_out_ms", c.StaticRelayPull.AutoStopPullAfterNoOutMS},
 		{"http_auth.timeout_ms", c.HTTPAuth.TimeoutMS},
 		{"http_auth.cache_ttl_sec", c.HTTPAuth.CacheTTLSec},
+		{"rtsp.describe_wait_ms", c.RTSP.DescribeWaitMS},
 	} {
 		if n.val < 0 {
 			return keyErrorf(n.key, "%d must not be negative", n.val)

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"sluice/pkg/auth"
 	"sluice/pkg/av"
 	"sluice/pkg/group"
 	"sluice/pkg/rtsp"
@@ -28,8 +29,9 @@ type rtspState struct {
 	mu      sync.Mutex
 	streams map[string]*rtspStream
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop    chan struct{}
+	stopped bool // guarded by mu
+	wg      sync.WaitGroup
 }
 
 // rtspStream is the RTSP output of one group. The group's format muxer
@@ -121,7 +123,13 @@ func (s *Server) shutdownRTSP(ctx context.Context) error {
 	if s.rtsp.srv == nil {
 		return nil
 	}
-	close(s.rtsp.stop)
+	s.rtsp.mu.Lock()
+	stopped := s.rtsp.stopped
+	s.rtsp.stopped = true
+	s.rtsp.mu.Unlock()
+	if !stopped {
+		close(s.rtsp.stop)
+	}
 	done := make(chan struct{})
 	go func() {
 		s.rtsp.srv.Close()
@@ -195,7 +203,11 @@ func rtspSessionInfo(sess rtspSession, baseType string) group.SessionInfo {
 }
 
 func (h *rtspHandler) OnPublish(p *rtsp.PubSession) (rtsp.Publisher, error) {
-	pub, err := h.s.groups.Publish(rtspSessionInfo(p, group.BasePub))
+	info := rtspSessionInfo(p, group.BasePub)
+	if err := h.s.authorize(context.Background(), auth.Publish, info); err != nil {
+		return nil, err // 403
+	}
+	pub, err := h.s.groups.Publish(info)
 	if errors.Is(err, group.ErrStreamExists) {
 		return nil, fmt.Errorf("%w: %w", rtsp.ErrStreamBusy, err)
 	}
@@ -209,7 +221,11 @@ func (h *rtspHandler) OnSubscribe(sess *rtsp.SubSession) (rtsp.Subscription, err
 	if h.s.formatRTSP < 0 {
 		return nil, errors.New("rtsp output is off")
 	}
-	sub := h.s.groups.Subscribe(rtspSessionInfo(sess, group.BaseSub), h.s.formatRTSP)
+	info := rtspSessionInfo(sess, group.BaseSub)
+	if err := h.s.authorize(context.Background(), auth.Play, info); err != nil {
+		return nil, err // 403
+	}
+	sub := h.s.groups.Subscribe(info, h.s.formatRTSP)
 	name := sess.StreamName()
 	h.s.rtsp.mu.Lock()
 	if e := h.s.rtsp.streams[name]; e != nil && e.g == nil {

@@ -1,0 +1,386 @@
+package rtsp
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+)
+
+// The guard sits between each RTSP connection and gortsplib's reader. It
+// follows the message framing as gortsplib's reader does (requests,
+// responses, '$' interleaved frames) with the same limits, and where
+// gortsplib would fail a request without answering (a bad request line, a
+// header beyond its limits, a bad Content-Length) or would silently skip
+// bytes that start no message, the guard answers 400 Bad Request (505 for
+// another RTSP version) itself and ends the connection. Well-formed traffic
+// passes through untouched.
+
+// Limits of gortsplib's reader (pkg/base), mirrored.
+const (
+	maxMethodLen   = 64   // method and its ' '
+	maxURLLen      = 2048 // URL and its ' '
+	maxProtoLen    = 64   // protocol and its '\r'
+	maxHeaders     = 255
+	maxKeyLen      = 511  // after the key's first byte, with the ':'
+	maxValueLen    = 2048 // value and its '\r'
+	maxBodyLen     = 128 * 1024
+	rtspVersion    = "RTSP/1.0"
+	guardWriteWait = 5 * time.Second
+)
+
+// errMalformed ends a connection the guard has answered.
+var errMalformed = errors.New("rtsp: malformed request, answered 400")
+
+// scanner states.
+const (
+	sStart       = iota // between messages
+	sFrameHdr           // in a '$' frame header
+	sFrameBody          // skipping a frame's payload
+	sMethod             // request line: method
+	sURL                // request line: URL
+	sProto              // request line: protocol
+	sProtoLF            // '\n' after the request line
+	sHeaderStart        // first byte of a header line, or '\r'
+	sHeaderEndLF        // '\n' after the empty line
+	sKey                // header key
+	sSpaces             // spaces after ':'
+	sValue              // header value
+	sValueLF            // '\n' after a value
+	sBody               // skipping a body
+	sPass               // not RTSP requests (HTTP tunnel, a response): no more checks
+)
+
+// methodPrefixes are the first two bytes gortsplib takes as a request.
+var methodPrefixes = []string{"AN", "DE", "GE", "OP", "PA", "PL", "RE", "SE", "TE"}
+
+// Scanner follows an RTSP byte stream from a client and reports the first
+// malformed request. Its zero value is ready at the start of a connection.
+type Scanner struct {
+	state    int
+	started  bool // the connection's first 4 bytes were checked for HTTP
+	head     []byte
+	tok      []byte // token being read (method, URL, protocol, key, value)
+	n        int    // bytes left (frame header, frame payload, body) or count
+	headers  int
+	key      string
+	cseq     string
+	clen     []string
+	status   int // the status to answer when malformed
+	proto    bool
+	prefixOK bool
+}
+
+// Malformed describes a request the guard answers itself.
+type Malformed struct {
+	Status int
+	CSeq   string
+	Reason string
+}
+
+// Feed scans b. It returns the number of bytes that belong to well-formed
+// traffic and, when it found a malformed request, what to answer (the
+// bytes from n on are not to be passed on).
+func (s *Scanner) Feed(b []byte) (n int, bad *Malformed) {
+	if !s.started {
+		// gortsplib reads the connection's first 4 bytes to detect an
+		// HTTP tunnel.
+		need := 4 - len(s.head)
+		if need > len(b) {
+			need = len(b)
+		}
+		s.head = append(s.head, b[:need]...)
+		if len(s.head) < 4 {
+			return len(b), nil
+		}
+		s.started = true
+		if h := string(s.head); h == "GET " || h == "POST" {
+			s.state = sPass
+			return len(b), nil
+		}
+		head := s.head
+		s.head = nil
+		if _, bad := s.feed(head); bad != nil {
+			return 0, bad
+		}
+		m, bad := s.feed(b[need:])
+		return need + m, bad
+	}
+	return s.feed(b)
+}
+
+func (s *Scanner) fail(status int, reason string) *Malformed {
+	return &Malformed{Status: status, CSeq: s.cseq, Reason: reason}
+}
+
+func (s *Scanner) feed(b []byte) (int, *Malformed) {
+	i := 0
+	for i < len(b) {
+		c := b[i]
+		switch s.state {
+		case sPass:
+			return len(b), nil
+		case sStart:
+			if len(s.head) == 0 {
+				switch {
+				case c == '$':
+					s.state, s.n = sFrameHdr, 3
+					s.tok = s.tok[:0]
+				case c == '\r' || c == '\n' || c == ' ' || c == '\t':
+					// Stray line ends between messages: gortsplib skips them.
+				case c >= 'A' && c <= 'Z':
+					s.head = append(s.head, c)
+				default:
+					return i, s.fail(400, "bytes that start no RTSP message")
+				}
+				i++
+				continue
+			}
+			first := s.head[0]
+			s.head = s.head[:0]
+			pair := string([]byte{first, c})
+			if pair == "RT" {
+				// A response from a client: gortsplib ends the connection.
+				s.state = sPass
+				return len(b), nil
+			}
+			known := false
+			for _, p := range methodPrefixes {
+				known = known || p == pair
+			}
+			if !known {
+				return i, s.fail(400, "unknown method")
+			}
+			s.state, s.tok, s.headers, s.cseq, s.clen = sMethod, append(s.tok[:0], first), 0, "", s.clen[:0]
+			// c is read again as the method's second byte.
+		case sFrameHdr:
+			s.n--
+			s.tok = append(s.tok, c)
+			i++
+			if s.n == 0 {
+				s.n = int(s.tok[1])<<8 | int(s.tok[2])
+				s.state = sFrameBody
+				if s.n == 0 {
+					s.state = sStart
+				}
+			}
+		case sFrameBody, sBody:
+			skip := min(s.n, len(b)-i)
+			i += skip
+			s.n -= skip
+			if s.n == 0 {
+				s.state = sStart
+			}
+		case sMethod:
+			i++
+			switch {
+			case c == ' ':
+				s.state, s.tok = sURL, s.tok[:0]
+			case c == '\r' || c == '\n':
+				return i - 1, s.fail(400, "request line without a URL")
+			case len(s.tok)+1 >= maxMethodLen:
+				return i - 1, s.fail(400, "method too long")
+			default:
+				s.tok = append(s.tok, c)
+			}
+		case sURL:
+			i++
+			switch {
+			case c == ' ':
+				if u := string(s.tok); u != "*" {
+					if _, err := base.ParseURL(u); err != nil {
+						return i - 1, s.fail(400, "invalid URL")
+					}
+				}
+				s.state, s.tok = sProto, s.tok[:0]
+			case c == '\r' || c == '\n':
+				return i - 1, s.fail(400, "request line without a protocol")
+			case len(s.tok)+1 >= maxURLLen:
+				return i - 1, s.fail(414, "URL too long")
+			default:
+				s.tok = append(s.tok, c)
+			}
+		case sProto:
+			i++
+			switch {
+			case c == '\r':
+				if p := string(s.tok); p != rtspVersion {
+					if strings.HasPrefix(p, "RTSP/") {
+						return i - 1, s.fail(505, "RTSP version not supported")
+					}
+					return i - 1, s.fail(400, "not an RTSP request")
+				}
+				s.state = sProtoLF
+			case c == '\n' || len(s.tok)+1 >= maxProtoLen:
+				return i - 1, s.fail(400, "bad protocol")
+			default:
+				s.tok = append(s.tok, c)
+			}
+		case sProtoLF, sValueLF, sHeaderEndLF:
+			i++
+			if c != '\n' {
+				return i - 1, s.fail(400, "bare CR")
+			}
+			switch s.state {
+			case sHeaderEndLF:
+				if bad := s.endHeaders(); bad != nil {
+					return i - 1, bad
+				}
+			default:
+				s.state = sHeaderStart
+			}
+		case sHeaderStart:
+			i++
+			if c == '\r' {
+				s.state = sHeaderEndLF
+				continue
+			}
+			if s.headers >= maxHeaders {
+				return i - 1, s.fail(400, "too many headers")
+			}
+			s.state, s.tok = sKey, append(s.tok[:0], c)
+			s.n = 0
+		case sKey:
+			i++
+			s.n++
+			if c == ':' {
+				s.key = strings.ToLower(string(s.tok))
+				s.state, s.tok = sSpaces, s.tok[:0]
+				continue
+			}
+			if s.n >= maxKeyLen || c == '\r' || c == '\n' {
+				return i - 1, s.fail(400, "header without a value, or key too long")
+			}
+			s.tok = append(s.tok, c)
+		case sSpaces:
+			if c == ' ' {
+				i++
+				continue
+			}
+			s.state, s.tok = sValue, s.tok[:0]
+		case sValue:
+			i++
+			switch {
+			case c == '\r':
+				switch s.key {
+				case "cseq":
+					s.cseq = string(s.tok)
+				case "content-length":
+					s.clen = append(s.clen, string(s.tok))
+				}
+				s.headers++
+				s.state = sValueLF
+			case len(s.tok)+1 >= maxValueLen:
+				return i - 1, s.fail(400, "header value too long")
+			default:
+				s.tok = append(s.tok, c)
+			}
+		}
+	}
+	return len(b), nil
+}
+
+// endHeaders starts the body of a request whose headers are complete.
+func (s *Scanner) endHeaders() *Malformed {
+	s.state = sStart
+	if len(s.clen) != 1 {
+		return nil
+	}
+	n, err := strconv.ParseUint(s.clen[0], 10, 64)
+	if err != nil {
+		return s.fail(400, "invalid Content-Length")
+	}
+	if n > maxBodyLen {
+		return s.fail(413, "body too large")
+	}
+	if n > 0 {
+		s.state, s.n = sBody, int(n)
+	}
+	return nil
+}
+
+// statusText is the reason phrase of the statuses the guard sends.
+func statusText(code int) string {
+	switch code {
+	case 413:
+		return "Request Entity Too Large"
+	case 414:
+		return "Request-URI Too Long"
+	case 505:
+		return "RTSP Version Not Supported"
+	}
+	return "Bad Request"
+}
+
+// guardListener wraps each accepted connection in a guardConn.
+type guardListener struct {
+	net.Listener
+	serverName string
+	onBad      func(remote string, m *Malformed)
+}
+
+func (l guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardConn{Conn: c, l: &l}, nil
+}
+
+// guardConn passes well-formed bytes to gortsplib and answers a malformed
+// request itself before ending the connection.
+type guardConn struct {
+	net.Conn
+	l       *guardListener
+	mu      sync.Mutex
+	scanner Scanner
+	bad     *Malformed
+}
+
+func (c *guardConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.bad != nil {
+		bad := c.bad
+		c.mu.Unlock()
+		c.answer(bad)
+		return 0, errMalformed
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.mu.Lock()
+		ok, bad := c.scanner.Feed(b[:n])
+		if bad != nil {
+			c.bad = bad
+			c.mu.Unlock()
+			if ok > 0 {
+				// Pass the messages before the bad one first; the answer
+				// goes out on the next Read, after theirs.
+				return ok, nil
+			}
+			c.answer(bad)
+			return 0, errMalformed
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *guardConn) answer(m *Malformed) {
+	var b bytes.Buffer
+	b.WriteString("RTSP/1.0 " + strconv.Itoa(m.Status) + " " + statusText(m.Status) + "\r\n")
+	if m.CSeq != "" {
+		b.WriteString("CSeq: " + m.CSeq + "\r\n")
+	}
+	b.WriteString("Server: " + c.l.serverName + "\r\nConnection: close\r\n\r\n")
+	c.Conn.SetWriteDeadline(time.Now().Add(guardWriteWait))
+	c.Conn.Write(b.Bytes())
+	if c.l.onBad != nil {
+		c.l.onBad(c.Conn.RemoteAddr().String(), m)
+	}
+}
