@@ -87,6 +87,18 @@ type pull struct {
 	noOutFrom time.Time
 }
 
+// redact hides the password of a URL's user info.
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
 // StreamNameFromURL is the default local stream name of a pull: the last path
 // segment of the URL, without its query.
 func StreamNameFromURL(rawURL string) (string, error) {
@@ -116,10 +128,11 @@ func (m *PullManager) StartPull(opt PullOptions) (string, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 10 * time.Second
 	}
-	p := &pull{m: m, opt: opt, log: m.logger().With(zap.String("stream_name", opt.StreamName), zap.String("url", opt.URL))}
-	if strings.HasPrefix(opt.URL, "rtmp") {
+	p := &pull{m: m, opt: opt, log: m.logger().With(zap.String("stream_name", opt.StreamName), zap.String("url", redact(opt.URL)))}
+	switch {
+	case strings.HasPrefix(opt.URL, "rtmp://"):
 		p.dial, p.prefix = m.DialRTMP, sessionid.RTMPPull
-	} else {
+	case strings.HasPrefix(opt.URL, "rtsp://"):
 		p.dial, p.prefix = m.DialRTSP, sessionid.RTSPPull
 	}
 	if p.dial == nil {
@@ -296,7 +309,7 @@ func (p *pull) attempt() (joined bool, err error) {
 		ID:         id,
 		Protocol:   "RTMP",
 		BaseType:   group.BasePull,
-		URL:        p.opt.URL,
+		URL:        redact(p.opt.URL), // stat and webhooks never show a password
 		StreamName: p.opt.StreamName,
 		StartTime:  time.Now(),
 	}

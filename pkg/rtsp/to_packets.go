@@ -84,33 +84,15 @@ func newInputTrack(medi *description.Media, forma format.Format) (*inputTrack, e
 	t := &inputTrack{media: medi, format: forma}
 	switch f := forma.(type) {
 	case *format.H264:
-		dec, err := f.CreateDecoder()
-		if err != nil {
-			return nil, err
-		}
-		c := newH264Converter(f.SPS, f.PPS)
 		t.codec = av.CodecH264
-		t.handle = videoHandler(func(pkt *rtp.Packet) ([][]byte, error) {
-			au, err := dec.Decode(pkt)
-			if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-				return nil, nil
-			}
-			return au, err
-		}, c.AccessUnit)
-	case *format.H265:
-		dec, err := f.CreateDecoder()
-		if err != nil {
+		if err := setVideoHandler(t); err != nil {
 			return nil, err
 		}
-		c := newH265Converter(f.VPS, f.SPS, f.PPS)
+	case *format.H265:
 		t.codec = av.CodecH265
-		t.handle = videoHandler(func(pkt *rtp.Packet) ([][]byte, error) {
-			au, err := dec.Decode(pkt)
-			if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
-				return nil, nil
-			}
-			return au, err
-		}, c.AccessUnit)
+		if err := setVideoHandler(t); err != nil {
+			return nil, err
+		}
 	case *format.MPEG4Audio:
 		if f.Config == nil {
 			return nil, fmt.Errorf("%w: MPEG-4 audio without a config", errUnsupported)
@@ -187,28 +169,93 @@ func formatName(f format.Format) string {
 	return fmt.Sprintf("payload type %d", f.PayloadType())
 }
 
-// videoHandler wraps a video RTP decoder and an access unit converter. An
-// access unit the decoder completes when a packet of the next one arrives
-// (no marker bit) belongs to the previous packet's time.
-func videoHandler(decode func(*rtp.Packet) ([][]byte, error),
-	convert func(au [][]byte, pts int64, emit func(*av.Packet)) error,
-) func(*rtp.Packet, int64, func(*av.Packet)) error {
-	var prevTS uint32
-	var prevPTS int64
-	var havePrev bool
-	return func(pkt *rtp.Packet, pts int64, emit func(*av.Packet)) error {
-		auPTS := pts
-		if havePrev && pkt.Timestamp != prevTS {
-			auPTS = prevPTS
-		}
-		prevTS, prevPTS, havePrev = pkt.Timestamp, pts, true
-		au, err := decode(pkt)
-		if err != nil || au == nil {
+// setVideoHandler sets the handler of an H.264 or H.265 track: the RTP
+// decoder, then the converter, with each access unit timed by auTimer (a
+// unit that fits one RTP packet, as small B- and P-frames do, has that
+// packet's time, not the previous unit's).
+func setVideoHandler(t *inputTrack) error {
+	switch f := t.format.(type) {
+	case *format.H264:
+		dec, err := f.CreateDecoder()
+		if err != nil {
 			return err
 		}
-		return convert(au, auPTS, emit)
+		c := newH264Converter(f.SPS, f.PPS)
+		at := &auTimer{splitsOnTimestamp: true}
+		t.handle = func(pkt *rtp.Packet, pts int64, emit func(*av.Packet)) error {
+			au, err := dec.Decode(pkt)
+			switch {
+			case errors.Is(err, rtph264.ErrMorePacketsNeeded):
+				at.more(pkt, pts)
+				return nil
+			case errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious):
+				return nil
+			case err != nil:
+				at.reset()
+				return err
+			}
+			return c.AccessUnit(au, at.done(pkt, pts), emit)
+		}
+	case *format.H265:
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return err
+		}
+		c := newH265Converter(f.VPS, f.SPS, f.PPS)
+		at := &auTimer{}
+		t.handle = func(pkt *rtp.Packet, pts int64, emit func(*av.Packet)) error {
+			au, err := dec.Decode(pkt)
+			switch {
+			case errors.Is(err, rtph265.ErrMorePacketsNeeded):
+				at.more(pkt, pts)
+				return nil
+			case errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious):
+				return nil
+			case err != nil:
+				at.reset()
+				return err
+			}
+			return c.AccessUnit(au, at.done(pkt, pts), emit)
+		}
+	}
+	return nil
+}
+
+// auTimer gives the access units a video RTP decoder completes their
+// presentation time. gortsplib's decoders complete a unit at a packet with
+// the marker bit: the unit of that packet, whose time it has. The H.264
+// decoder also completes one, for senders that set no marker bit, when a
+// packet with another timestamp comes while it holds packets: then the unit
+// is that of the packets held, and the new packet is held in turn.
+type auTimer struct {
+	splitsOnTimestamp bool // the decoder splits units at a timestamp change
+	held              bool // the decoder holds packets of an unfinished unit
+	heldTS            uint32
+	heldPTS           int64
+}
+
+// more records a packet the decoder kept (ErrMorePacketsNeeded). While it
+// holds packets of one unit, a fragment of the next with another timestamp
+// is kept aside and leaves the held unit's time as it is.
+func (a *auTimer) more(pkt *rtp.Packet, pts int64) {
+	if !a.held {
+		a.held, a.heldTS, a.heldPTS = true, pkt.Timestamp, pts
 	}
 }
+
+// done returns the time of the unit the decoder completed at pkt.
+func (a *auTimer) done(pkt *rtp.Packet, pts int64) int64 {
+	if a.splitsOnTimestamp && a.held && pkt.Timestamp != a.heldTS {
+		t := a.heldPTS
+		a.heldTS, a.heldPTS = pkt.Timestamp, pts // pkt is held now
+		return t
+	}
+	a.held = false
+	return pts
+}
+
+// reset forgets the held unit after a decoding error.
+func (a *auTimer) reset() { a.held = false }
 
 // ---------------------------------------------------------------------------
 // H.264
