@@ -12,33 +12,7 @@ import (
 
 	"sluice/pkg/config"
 	"sluice/pkg/rtmp"
-	"sluice/pkg/server"
 )
-
-// startConfiguredServer starts a server on loopback ports with mod applied to
-// the default configuration.
-func startConfiguredServer(t *testing.T, mod func(*config.Config)) *server.Server {
-	t.Helper()
-	cfg := config.Default()
-	cfg.RTMP.Addr = "127.0.0.1:0"
-	cfg.HTTPFLV.HTTPListenAddr = "127.0.0.1:0"
-	cfg.HTTPTS.HTTPListenAddr = "127.0.0.1:0"
-	cfg.HTTPAPI.Addr = "127.0.0.1:0"
-	cfg.RTSP.Enable = false
-	mod(cfg)
-	srv := server.New(cfg, newTestLogger(t))
-	if err := srv.Start(); err != nil {
-		t.Fatalf("server start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
-	return srv
-}
 
 // rtmpStatus publishes or plays url with the in-process client and returns
 // the refusal (nil when accepted).
@@ -74,7 +48,7 @@ func httpStatus(t *testing.T, url string, header http.Header) (int, string) {
 
 func TestSimpleAuthRefusesInEachProtocol(t *testing.T) {
 	t.Parallel()
-	srv := startConfiguredServer(t, func(c *config.Config) {
+	srv := startServerWith(t, func(c *config.Config) {
 		c.SimpleAuth.PubRTMPEnable = true
 		c.SimpleAuth.SubRTMPEnable = true
 		c.SimpleAuth.SubHTTPFLVEnable = true
@@ -120,7 +94,7 @@ func TestHTTPAuthWebhookDecides(t *testing.T) {
 		}
 	}))
 	t.Cleanup(backend.Close)
-	srv := startConfiguredServer(t, func(c *config.Config) {
+	srv := startServerWith(t, func(c *config.Config) {
 		c.HTTPAuth.Enable = true
 		c.HTTPAuth.OnPub = backend.URL + "/on_pub"
 		c.HTTPAuth.OnSub = backend.URL + "/on_sub"
@@ -146,7 +120,8 @@ func TestHTTPAuthWebhookDecides(t *testing.T) {
 
 func TestIPBlacklistAndAPIToken(t *testing.T) {
 	t.Parallel()
-	srv := startConfiguredServer(t, func(c *config.Config) {
+	srv := startServerWith(t, func(c *config.Config) {
+		c.HTTPAPI.Enable = true
 		c.HTTPAPI.AuthToken = "t0ken"
 	})
 	api := "http://" + srv.APIAddr()

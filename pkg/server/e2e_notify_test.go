@@ -464,48 +464,27 @@ func checkAddr(t *testing.T, what, got, want string) {
 // mutate sets an interval). Its cleanup shuts it down.
 func startHookServer(t *testing.T, rc *hookReceiver, mutate func(*config.Config)) *server.Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.RTMP.Addr = "127.0.0.1:0"
-	cfg.HTTPFLV.HTTPListenAddr = "127.0.0.1:0"
-	cfg.HTTPTS.HTTPListenAddr = "127.0.0.1:0"
-	cfg.HTTPAPI.Enable = true
-	cfg.HTTPAPI.Addr = "127.0.0.1:0"
-	cfg.RTSP.Enable = false
-	n := &cfg.HTTPNotify
-	n.Enable = rc != nil
-	if rc != nil {
-		n.UpdateIntervalSec = 0
-		n.OnServerStart = rc.url("on_server_start")
-		n.OnUpdate = rc.url("on_update")
-		n.OnPubStart = rc.url("on_pub_start")
-		n.OnPubStop = rc.url("on_pub_stop")
-		n.OnSubStart = rc.url("on_sub_start")
-		n.OnSubStop = rc.url("on_sub_stop")
-		n.OnRelayPullStart = rc.url("on_relay_pull_start")
-		n.OnRelayPullStop = rc.url("on_relay_pull_stop")
-		n.OnRTMPConnect = rc.url("on_rtmp_connect")
-		n.OnHLSMakeTS = ""
-	}
-	if mutate != nil {
-		mutate(cfg)
-	}
-	srv := server.New(cfg, newTestLogger(t))
-	if err := srv.Start(); err != nil {
-		t.Fatalf("server start: %v", err)
-	}
-	t.Cleanup(func() {
-		select {
-		case err := <-srv.Errors():
-			t.Errorf("a listener stopped on its own: %v", err)
-		default:
+	return startServerWith(t, func(cfg *config.Config) {
+		cfg.HTTPAPI.Enable = true
+		n := &cfg.HTTPNotify
+		n.Enable = rc != nil
+		if rc != nil {
+			n.UpdateIntervalSec = 0
+			n.OnServerStart = rc.url("on_server_start")
+			n.OnUpdate = rc.url("on_update")
+			n.OnPubStart = rc.url("on_pub_start")
+			n.OnPubStop = rc.url("on_pub_stop")
+			n.OnSubStart = rc.url("on_sub_start")
+			n.OnSubStop = rc.url("on_sub_stop")
+			n.OnRelayPullStart = rc.url("on_relay_pull_start")
+			n.OnRelayPullStop = rc.url("on_relay_pull_stop")
+			n.OnRTMPConnect = rc.url("on_rtmp_connect")
+			n.OnHLSMakeTS = ""
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("server shutdown: %v", err)
+		if mutate != nil {
+			mutate(cfg)
 		}
 	})
-	return srv
 }
 
 // apiClient calls a server's HTTP API.
@@ -900,10 +879,7 @@ func TestWebhookEventsPerProtocol(t *testing.T) {
 	}
 
 	// An HTTP-FLV viewer before the publisher: has_in_session false.
-	flvc := openFLV(t, flvURL(srv, stream)+"?k=flv")
-	if _, _, err := flvc.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	flvc := subscribeFLV(t, flvURL(srv, stream)+"?k=flv", 5*time.Second)
 	flvc.SetDeadline(time.Time{})
 	flvDrain := drainReader(t, flvc.Resp.Body, flvc.close)
 	flvWant := sessionWant{idPrefix: "FLVSUB", protocol: "HTTP-FLV", baseType: "SUB", remoteAddr: flvc.LocalAddr(),
@@ -1131,10 +1107,7 @@ func TestAPIStatLive(t *testing.T) {
 	if got := string(jsonField(r.Data, "subs")); got != "null" {
 		t.Errorf("subs without viewers = %s, want null", got)
 	}
-	c := openFLV(t, flvURL(srv, stream))
-	if _, _, err := c.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c := subscribeFLV(t, flvURL(srv, stream), 5*time.Second)
 	c.SetDeadline(time.Time{})
 	drainReader(t, c.Resp.Body, c.close)
 	time.Sleep(time.Until(pubSeen.Add(4 * time.Second)))
@@ -1230,10 +1203,7 @@ func TestKickSessionWebhook(t *testing.T) {
 	pub := startPublisher(t, srv, stream, fileH264AAC)
 	waitReady(t, srv, stream, pub, true, true)
 
-	flvc := openFLV(t, flvURL(srv, stream))
-	if _, _, err := flvc.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	flvc := subscribeFLV(t, flvURL(srv, stream), 5*time.Second)
 	flvc.SetDeadline(time.Time{})
 	flvDrain := drainReader(t, flvc.Resp.Body, flvc.close)
 	rtmpSub := dialRTMP(t, rtmpURL(srv, stream), false, "")
@@ -1388,10 +1358,7 @@ func TestWebhookOutage(t *testing.T) {
 	// A stream that flows through the outage, watched over HTTP-FLV.
 	steady := startPublisher(t, srv, "steady", fileH264AAC)
 	waitReady(t, srv, "steady", steady, true, true)
-	viewer := openFLV(t, flvURL(srv, "steady"))
-	if _, _, err := viewer.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	viewer := subscribeFLV(t, flvURL(srv, "steady"), 5*time.Second)
 	tags := logTags(t, viewer)
 	tags.waitMedia(t, time.Second)
 	rc.wait(t, 10*time.Second, "the steady stream's start events", func(d []hookReq) bool {
@@ -1571,10 +1538,7 @@ func TestWebhookSlowReceiver(t *testing.T) {
 
 	slowPub := startPublisher(t, srv, "slow", fileH264AAC)
 	waitReady(t, srv, "slow", slowPub, true, true)
-	viewer := openFLV(t, flvURL(srv, "slow"))
-	if _, _, err := viewer.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	viewer := subscribeFLV(t, flvURL(srv, "slow"), 5*time.Second)
 	viewStart := time.Now()
 	tags := logTags(t, viewer)
 	tags.waitMedia(t, 500*time.Millisecond)
@@ -1772,10 +1736,7 @@ func TestOnDemandRelayPull(t *testing.T) {
 		return slices.Clone(calls)
 	}
 
-	viewer := openFLV(t, flvURL(edge, stream)+"?want=1")
-	if _, _, err := viewer.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	viewer := subscribeFLV(t, flvURL(edge, stream)+"?want=1", 5*time.Second)
 	t0 := time.Now()
 	viewer.ReadUntil(t, 15*time.Second, "a key frame through the on-demand pull", tag.isKeyFrame)
 	t.Logf("viewer got a key frame %v after it arrived", time.Since(t0).Round(time.Millisecond))

@@ -31,16 +31,11 @@ import (
 // ---------------------------------------------------------------------------
 // Servers
 
-// relayConfig is a node's configuration: every listener on a loopback port
-// chosen by the kernel, the HTTP API on, RTSP and webhooks off.
+// relayConfig is a node's configuration: testConfig with the HTTP API on
+// and webhooks off.
 func relayConfig() *config.Config {
-	cfg := config.Default()
-	cfg.RTMP.Addr = "127.0.0.1:0"
-	cfg.HTTPFLV.HTTPListenAddr = "127.0.0.1:0"
-	cfg.HTTPTS.HTTPListenAddr = "127.0.0.1:0"
+	cfg := testConfig()
 	cfg.HTTPAPI.Enable = true
-	cfg.HTTPAPI.Addr = "127.0.0.1:0"
-	cfg.RTSP.Enable = false
 	cfg.HTTPNotify.Enable = false
 	return cfg
 }
@@ -58,29 +53,17 @@ func startRelayNode(t *testing.T, name string, mod func(*config.Config)) *server
 
 func startRelayNodeWith(t *testing.T, name string, cfg *config.Config) *server.Server {
 	t.Helper()
-	srv := server.New(cfg, newTestLogger(t).Named(name))
-	if err := srv.Start(); err != nil {
-		t.Fatalf("%s start: %v", name, err)
-	}
+	srv := startServerConfig(t, name, cfg)
+	// Runs before startServerConfig's cleanup, whose shutdown then does nothing.
 	t.Cleanup(func() { stopRelayNode(t, name, srv) })
 	return srv
 }
 
-// stopRelayNode shuts srv down (a second call does nothing).
+// stopRelayNode shuts srv down (a second call does nothing), which must take
+// at most 5 s.
 func stopRelayNode(t *testing.T, name string, srv *server.Server) {
 	t.Helper()
-	select {
-	case err := <-srv.Errors():
-		t.Errorf("%s: a listener stopped on its own: %v", name, err)
-	default:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Errorf("%s shutdown: %v (after %v)", name, err, time.Since(start).Round(time.Millisecond))
-	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := stopServer(t, name, srv); d > 5*time.Second {
 		t.Errorf("%s shutdown took %v", name, d.Round(time.Millisecond))
 	}
 }
@@ -97,9 +80,8 @@ func relayFreeAddr(t *testing.T) string {
 	return addr
 }
 
-func relayTSURL(srv *server.Server, stream string) string {
-	return "http://" + srv.HTTPTSAddr() + "/live/" + stream + ".ts"
-}
+// relayTSURL is tsURL (e2e_rtsp_pull_test.go calls it).
+func relayTSURL(srv *server.Server, stream string) string { return tsURL(srv, stream) }
 
 // loopPeriod is the period of a publisher looping the 10 s test media: the
 // video timestamps jump by 49 ms instead of 40 ms at each loop (ffmpeg's
@@ -558,7 +540,7 @@ func TestRelayPullAPI(t *testing.T) {
 		for _, pl := range []struct{ name, url string }{
 			{"rtmp", rtmpURL(edge, "pulled")},
 			{"httpflv", flvURL(edge, "pulled")},
-			{"httpts", relayTSURL(edge, "pulled")},
+			{"httpts", tsURL(edge, "pulled")},
 		} {
 			t.Run(pl.name, func(t *testing.T) {
 				t.Parallel()
@@ -824,7 +806,7 @@ func TestRelayPullAPIErrors(t *testing.T) {
 	check("start_relay_pull with a mistyped key", relayStartPull(t, edge, map[string]any{"url": dead, "pull_retry_num": "x"}), startParam)
 
 	for _, tc := range []struct{ what, url, desp string }{
-		{"rtsp:// (RTSP pull not implemented)", "rtsp://127.0.0.1:1/live/cam5", ""},
+		{"an unsupported scheme", "srt://127.0.0.1:1/live/cam5", ""},
 		{"no stream name", "rtmp://127.0.0.1:1/", ""},
 	} {
 		var resp struct {
@@ -894,10 +876,7 @@ func TestRelayPullOnDemandWebhookFlow(t *testing.T) {
 	}
 
 	start := time.Now()
-	viewer := openFLV(t, flvURL(edge, "od6"))
-	if _, _, err := viewer.ReadHeader(15 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	viewer := subscribeFLV(t, flvURL(edge, "od6"), 15*time.Second)
 	viewer.ReadUntil(t, 15*time.Second-time.Since(start), "the viewer's first key frame", tag.isKeyFrame)
 	t.Logf("first key frame %v after the viewer's request", time.Since(start).Round(time.Millisecond))
 	m := startPullOK.FindStringSubmatch(nextCall("start"))
@@ -941,7 +920,7 @@ func TestRelayStaticPullOriginEdge(t *testing.T) {
 	players := []*relayPlayer{
 		playFLV(t, flvURL(edge, "stat1")),
 		playRTMP(t, rtmpURL(edge, "stat1")),
-		playTS(t, relayTSURL(edge, "stat1")),
+		playTS(t, tsURL(edge, "stat1")),
 	}
 	waitMedia := func(after time.Time, timeout time.Duration, what string) {
 		t.Helper()
@@ -1067,10 +1046,7 @@ func TestRelayPush(t *testing.T) {
 	b2 := startRelayNodeWith(t, "B2", cfg)
 	took := waitPushed(b2, 20*time.Second)
 	t.Logf("the push reached the new B %v after it started (%v after B went down)", took.Round(time.Millisecond), time.Since(down).Round(time.Millisecond))
-	c := openFLV(t, flvURL(b2, "pushme"))
-	if _, _, err := c.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c := subscribeFLV(t, flvURL(b2, "pushme"), 5*time.Second)
 	c.ReadUntil(t, 10*time.Second, "a key frame on the new B", tag.isKeyFrame)
 	if st := b2.Groups().Group("pushme").Stat(); st.Pub.URLParam != "x=1" {
 		t.Errorf("new B's publisher url_param %q, want x=1", st.Pub.URLParam)

@@ -95,32 +95,14 @@ func TestLateJoinerStartsAtKeyframe(t *testing.T) {
 	// The sequence headers arrive with the first key frame: media time 0 is
 	// now, give or take the polling interval. Key frames come every 2 s.
 	t0 := time.Now()
-	midGOP := func(t *testing.T) {
-		const gop = 2 * time.Second
-		el := max(time.Since(t0), 3*time.Second)
-		k := (el - time.Second + gop - 1) / gop
-		at := t0.Add(k*gop + time.Second) // 1 s into a GOP, ≥ 3 s after the start
-		time.Sleep(time.Until(at))
-		if pub.exited() {
-			t.Fatalf("publisher died: %v %q", pub.err, pub.stderr.String())
-		}
-	}
 
 	for _, pl := range []struct{ name, url string }{
 		{"rtmp-ffprobe", rtmpURL(srv, stream)},
 		{"httpflv-ffprobe", flvURL(srv, stream)},
 	} {
 		t.Run(pl.name, func(t *testing.T) {
-			midGOP(t)
-			out, stderr, err := runTool(t, "ffprobe", "-v", "error", "-select_streams", "v:0",
-				"-show_entries", "packet=flags,pts_time", "-of", "csv=p=0", "-read_intervals", "%+#3", pl.url)
-			if err != nil {
-				t.Fatalf("ffprobe: %v, stderr %q", err, stderr)
-			}
-			if stderr != "" { // decode errors: what a player starting mid-GOP reports
-				t.Errorf("ffprobe reported errors: %q", stderr)
-			}
-			lines := strings.Fields(out)
+			joinMidGOP(t, t0, pub)
+			lines, out := probeVideoPackets(t, pl.url, "packet=flags,pts_time", 3)
 			if len(lines) == 0 {
 				t.Fatalf("ffprobe printed no video packet")
 			}
@@ -137,7 +119,7 @@ func TestLateJoinerStartsAtKeyframe(t *testing.T) {
 	}
 
 	t.Run("httpflv-tags", func(t *testing.T) {
-		midGOP(t)
+		joinMidGOP(t, t0, pub)
 		joined := time.Now()
 		c := openFLV(t, flvURL(srv, stream))
 		if c.Resp.StatusCode != http.StatusOK {
@@ -256,10 +238,7 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	t.Logf("second publisher refused after %v: %v, stderr %q",
 		time.Since(dup.started).Round(time.Millisecond), dup.err, dup.stderr.String())
 
-	g := srv.Groups().Group(stream)
-	if g == nil {
-		t.Fatal("group gone")
-	}
+	g := mustGroup(t, srv, stream)
 	if st := g.Stat(); st.Pub == nil || st.Pub.ID != firstID {
 		t.Fatalf("publisher after the refusal = %+v, want %s", st.Pub, firstID)
 	}
@@ -319,10 +298,7 @@ func testSlowSubscriber(t *testing.T, rate int) {
 	}
 	// From here on the slow subscriber reads nothing.
 
-	c := openFLV(t, flvURL(srv, stream))
-	if _, _, err := c.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c := subscribeFLV(t, flvURL(srv, stream), 5*time.Second)
 	start := time.Now()
 	tags, err := c.ReadFor(10 * time.Second)
 	if err != nil {
@@ -393,6 +369,24 @@ func TestGarbageConnections(t *testing.T) {
 		}
 		return c
 	}
+	// handshake sends C0+C1 (a simple handshake: time 0, zero, random bytes)
+	// and reads S0+S1+S2 within 5 s; it returns both, s nil after an error.
+	handshake := func(c net.Conn) (b, s []byte) {
+		b = make([]byte, 1+1536)
+		b[0] = 3
+		rand.Read(b[9:])
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(b); err != nil {
+			t.Errorf("writing C0+C1: %v", err)
+			return b, nil
+		}
+		s = make([]byte, 1+2*1536)
+		if _, err := io.ReadFull(c, s); err != nil {
+			t.Errorf("reading S0+S1+S2: %v", err)
+			return b, nil
+		}
+		return b, s
+	}
 	var wg sync.WaitGroup
 	for range 10 { // random bytes
 		wg.Go(func() {
@@ -435,18 +429,8 @@ func TestGarbageConnections(t *testing.T) {
 			}
 			defer c.Close()
 			start := time.Now()
-			b := make([]byte, 1+1536)
-			rand.Read(b[9:])
-			b[0] = 3
-			clear(b[1:9]) // time 0, zero: a simple handshake
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := c.Write(b); err != nil {
-				t.Errorf("writing C0+C1: %v", err)
-				return
-			}
-			s := make([]byte, 1+2*1536)
-			if _, err := io.ReadFull(c, s); err != nil {
-				t.Errorf("reading S0+S1+S2: %v", err)
+			b, s := handshake(c)
+			if s == nil {
 				return
 			}
 			if s[0] != 3 {
@@ -465,17 +449,8 @@ func TestGarbageConnections(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			b := make([]byte, 1+1536)
-			b[0] = 3
-			rand.Read(b[9:])
-			if _, err := c.Write(b); err != nil {
-				t.Errorf("writing C0+C1: %v", err)
-				return
-			}
-			s := make([]byte, 1+2*1536)
-			if _, err := io.ReadFull(c, s); err != nil {
-				t.Errorf("reading S0+S1+S2: %v", err)
+			_, s := handshake(c)
+			if s == nil {
 				return
 			}
 			junk := make([]byte, 4096)
@@ -498,25 +473,12 @@ func TestGarbageConnections(t *testing.T) {
 
 	t.Run("http", func(t *testing.T) {
 		addr := srv.HTTPFLVAddr()
-		for _, tc := range []struct {
-			req  string
-			want int
-		}{
+		checkRawStatuses(t, addr, []rawStatus{
 			{"GET /nope HTTP/1.1\r\nHost: sluice\r\n\r\n", http.StatusNotFound},
 			{"GET /live/x.txt HTTP/1.1\r\nHost: sluice\r\n\r\n", http.StatusNotFound},
 			{"GET /live/.flv HTTP/1.1\r\nHost: sluice\r\n\r\n", http.StatusNotFound},
 			{"POST /live/x.flv HTTP/1.1\r\nHost: sluice\r\nContent-Length: 0\r\n\r\n", http.StatusMethodNotAllowed},
-		} {
-			resp, _, _, err := rawHTTP(t, addr, tc.req, 5*time.Second)
-			if err != nil {
-				t.Errorf("%q: %v", tc.req, err)
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode != tc.want {
-				t.Errorf("%q: status %s, want %d", tc.req, resp.Status, tc.want)
-			}
-		}
+		})
 		junk := make([]byte, 2048)
 		rand.Read(junk)
 		resp, c, _, err := rawHTTP(t, addr, string(junk)+"\r\n\r\n", 5*time.Second)
@@ -547,10 +509,7 @@ func TestPublisherLeavesAndReturns(t *testing.T) {
 	pub1 := startPublisher(t, srv, stream, fileH264AAC)
 	id1 := waitReady(t, srv, stream, pub1, true, true).Pub.ID
 
-	c := openFLV(t, flvURL(srv, stream))
-	if _, _, err := c.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c := subscribeFLV(t, flvURL(srv, stream), 5*time.Second)
 	c.ReadUntil(t, 10*time.Second, "the first publisher's key frame", tag.isKeyFrame)
 
 	pub1.stop()
@@ -584,10 +543,7 @@ func TestPublisherLeavesAndReturns(t *testing.T) {
 			t.Errorf("video tag %s between the new sequence header and the key frame", tg)
 		}
 	}
-	g := srv.Groups().Group(stream)
-	if g == nil {
-		t.Fatal("group gone")
-	}
+	g := mustGroup(t, srv, stream)
 	st := g.Stat()
 	if st.Pub == nil || st.Pub.ID == id1 {
 		t.Errorf("publisher = %+v, want a new session (old %s)", st.Pub, id1)
@@ -610,19 +566,13 @@ func TestSessionByteCounters(t *testing.T) {
 	pub := startPublisher(t, srv, stream, fileH264AAC)
 	waitReady(t, srv, stream, pub, true, true)
 
-	c := openFLV(t, flvURL(srv, stream))
-	if _, _, err := c.ReadHeader(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c := subscribeFLV(t, flvURL(srv, stream), 5*time.Second)
 	if _, err := c.ReadFor(2 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	clientRead := c.BytesRead()
 	time.Sleep(100 * time.Millisecond)
-	g := srv.Groups().Group(stream)
-	if g == nil {
-		t.Fatal("group gone")
-	}
+	g := mustGroup(t, srv, stream)
 	st := g.Stat()
 	var sub *group.SessionInfo
 	for i := range st.Subs {

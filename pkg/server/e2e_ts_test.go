@@ -243,8 +243,7 @@ var badLine = regexp.MustCompile(`(?i)non.monoton|continuity|packet corrupt|erro
 // least seconds-1 of media; other warnings are logged.
 func decodeChecked(t *testing.T, input string, seconds int) {
 	t.Helper()
-	out, stderr, err := runTool(t, "ffmpeg", "-v", "warning", "-i", input, "-t", strconv.Itoa(seconds),
-		"-f", "null", "-nostats", "-progress", "pipe:1", "-")
+	progress, stderr, err := runDecode(t, "warning", []string{"-i", input}, seconds)
 	if err != nil {
 		t.Fatalf("ffmpeg decode of %s failed: %v, stderr:\n%s", input, err, stderr)
 	}
@@ -257,16 +256,8 @@ func decodeChecked(t *testing.T, input string, seconds int) {
 	if stderr != "" && !t.Failed() {
 		t.Logf("ffmpeg decode of %s warned (not an error):\n%s", input, stderr)
 	}
-	var outUS int64 = -1
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "out_time_us="); ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				outUS = n
-			}
-		}
-	}
-	if min := int64(seconds-1) * 1e6; outUS < min {
-		t.Errorf("ffmpeg decoded only %d µs of %s, want ≥ %d µs", outUS, input, min)
+	if us, min := decodedUS(progress), int64(seconds-1)*1e6; us < min {
+		t.Errorf("ffmpeg decoded only %d µs of %s, want ≥ %d µs", us, input, min)
 	}
 }
 
@@ -274,26 +265,11 @@ func decodeChecked(t *testing.T, input string, seconds int) {
 // encoded from lavfi sources; it runs until the test ends.
 func startBFramePublisher(t *testing.T, srv *server.Server, stream string) *proc {
 	t.Helper()
-	p := startProc(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+	return startFFmpegPublisher(t, "B-frame publisher",
 		"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
 		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", rtmpURL(srv, stream))
-	t.Cleanup(func() {
-		if !p.stopped.Load() && p.exited() {
-			t.Errorf("B-frame publisher died during the test: %v, stderr: %q", p.err, p.stderr.String())
-		}
-	})
-	return p
-}
-
-// sleepMidGOP sleeps until at least 3 s after t0 (the stream's first key
-// frame) and 1 s into a 2 s GOP.
-func sleepMidGOP(t0 time.Time) {
-	const gop = 2 * time.Second
-	el := max(time.Since(t0), 3*time.Second)
-	k := (el - time.Second + gop - 1) / gop
-	time.Sleep(time.Until(t0.Add(k*gop + time.Second)))
 }
 
 // ---------------------------------------------------------------------------
@@ -401,10 +377,7 @@ func TestHTTPTSLateJoiner(t *testing.T) {
 	// The subtests run one after the other, each joining mid-GOP (parallel
 	// subtests would wait for a free slot and join at any time).
 	join := func(t *testing.T) {
-		sleepMidGOP(t0)
-		if pub.exited() {
-			t.Fatalf("publisher died: %v %q", pub.err, pub.stderr.String())
-		}
+		joinMidGOP(t, t0, pub)
 		t.Logf("joining %v after the first key frame", time.Since(t0).Round(time.Millisecond))
 	}
 
@@ -458,15 +431,7 @@ func TestHTTPTSLateJoiner(t *testing.T) {
 	})
 	t.Run("ffprobe", func(t *testing.T) {
 		join(t)
-		out, stderr, err := runTool(t, "ffprobe", "-v", "error", "-select_streams", "v:0",
-			"-show_entries", "packet=flags", "-of", "csv=p=0", "-read_intervals", "%+#1", tsURL(srv, stream))
-		if err != nil {
-			t.Fatalf("ffprobe: %v, stderr %q", err, stderr)
-		}
-		if stderr != "" {
-			t.Errorf("ffprobe reported errors: %q", stderr)
-		}
-		if f := strings.Fields(out); len(f) == 0 || !strings.Contains(f[0], "K") {
+		if f, out := probeVideoPackets(t, tsURL(srv, stream), "packet=flags", 1); len(f) == 0 || !strings.Contains(f[0], "K") {
 			t.Errorf("first video packet flags %q, want a key frame (K)", out)
 		}
 	})
@@ -664,10 +629,7 @@ func TestHTTPStreamSessionIDs(t *testing.T) {
 	idRE := regexp.MustCompile(`^([A-Z]+)([1-9][0-9]*)$`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		g := srv.Groups().Group(stream)
-		if g == nil {
-			t.Fatal("group gone")
-		}
+		g := mustGroup(t, srv, stream)
 		subs := g.Stat().Subs
 		var problems []string
 		seen := map[string]bool{}
@@ -741,10 +703,7 @@ func TestHTTPSharedListener(t *testing.T) {
 			t.Errorf("GET %s: Access-Control-Allow-Origin %q", tc.path, got)
 		}
 	}
-	for _, tc := range []struct {
-		req  string
-		want int
-	}{
+	checkRawStatuses(t, addr, []rawStatus{
 		{"GET /live/x.txt HTTP/1.1\r\nHost: sluice\r\n\r\n", http.StatusNotFound},
 		{"GET /live/x.ts.txt HTTP/1.1\r\nHost: sluice\r\n\r\n", http.StatusNotFound},
 		{"GET /live/.ts HTTP/1.1\r\nHost: sluice\r\n\r\n", http.StatusNotFound},
@@ -753,17 +712,7 @@ func TestHTTPSharedListener(t *testing.T) {
 		{"GET /live/x.flv HTTP/1.1\r\nHost: sluice\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
 			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAA\r\n\r\n", http.StatusBadRequest},
 		{"GET /live/x.flv HTTP/1.1\r\nHost: sluice\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", http.StatusBadRequest},
-	} {
-		resp, _, _, err := rawHTTP(t, addr, tc.req, 5*time.Second)
-		if err != nil {
-			t.Errorf("%q: %v", tc.req, err)
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("%q: status %s, want %d", tc.req, resp.Status, tc.want)
-		}
-	}
+	})
 	// A valid upgrade to either suffix on the shared port is accepted.
 	for _, suffix := range []string{".flv", ".ts"} {
 		ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/live/shared"+suffix, nil)
