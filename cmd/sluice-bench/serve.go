@@ -35,17 +35,11 @@ func cmdServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeLog()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	srv := server.New(cfg, log)
 	if err := srv.Start(); err != nil {
 		return err

@@ -220,28 +220,14 @@ func newOutputTrack(m *description.Media, f format.Format, cfg *trackConfig) (*o
 			return nil, err
 		}
 		t.vp = &videoParams{lengthSize: cfg.video.NALULengthSize, sets: [][]byte{f.SPS, f.PPS}, codec: av.CodecH264}
-		t.encode = func(pkt *av.Packet, ts uint32) ([]*rtp.Packet, error) {
-			au, err := t.vp.accessUnit(pkt)
-			if err != nil || len(au) == 0 {
-				return nil, err
-			}
-			pkts, err := enc.Encode(au)
-			return stamp(pkts, ts), err
-		}
+		t.encode = t.videoEncoder(enc.Encode)
 	case *format.H265:
 		enc, err := f.CreateEncoder()
 		if err != nil {
 			return nil, err
 		}
 		t.vp = &videoParams{lengthSize: cfg.video.NALULengthSize, sets: [][]byte{f.VPS, f.SPS, f.PPS}, codec: av.CodecH265}
-		t.encode = func(pkt *av.Packet, ts uint32) ([]*rtp.Packet, error) {
-			au, err := t.vp.accessUnit(pkt)
-			if err != nil || len(au) == 0 {
-				return nil, err
-			}
-			pkts, err := enc.Encode(au)
-			return stamp(pkts, ts), err
-		}
+		t.encode = t.videoEncoder(enc.Encode)
 	case *format.MPEG4Audio:
 		enc, err := f.CreateEncoder()
 		if err != nil {
@@ -289,6 +275,19 @@ func newOutputTrack(m *description.Media, f format.Format, cfg *trackConfig) (*o
 }
 
 // stamp adds ts to the timestamps the encoder set relative to the frame's start.
+// videoEncoder turns a video packet into RTP with an H.264 or H.265
+// encoder's Encode, after t.vp has rebuilt the access unit.
+func (t *outputTrack) videoEncoder(encode func([][]byte) ([]*rtp.Packet, error)) func(*av.Packet, uint32) ([]*rtp.Packet, error) {
+	return func(pkt *av.Packet, ts uint32) ([]*rtp.Packet, error) {
+		au, err := t.vp.accessUnit(pkt)
+		if err != nil || len(au) == 0 {
+			return nil, err
+		}
+		pkts, err := encode(au)
+		return stamp(pkts, ts), err
+	}
+}
+
 func stamp(pkts []*rtp.Packet, ts uint32) []*rtp.Packet {
 	for _, p := range pkts {
 		p.Timestamp += ts
