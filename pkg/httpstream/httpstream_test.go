@@ -255,6 +255,12 @@ func TestHandlerHTTP(t *testing.T) {
 	if st := s.StartTime(); st.Before(before.Add(-time.Second)) || st.After(time.Now()) {
 		t.Errorf("session StartTime %v not within the request", st)
 	}
+	// The counter is bumped when the write call returns, which can be just
+	// after the client has already read the bytes: wait for it.
+	deadline := time.Now().Add(2 * time.Second)
+	for s.WrittenBytes() < uint64(len(want)) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if w := s.WrittenBytes(); w < uint64(len(want)) {
 		t.Errorf("WrittenBytes = %d, less than the %d body bytes received", w, len(want))
 	}
