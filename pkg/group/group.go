@@ -144,10 +144,10 @@ func (m *Manager) groupFor(streamName, appName string) *Group {
 	return g
 }
 
-// removeIfEmpty deletes g when it has no publisher and no subscriber; m.mu
-// and g.mu must be held.
+// removeIfEmpty deletes g when it has no publisher, no subscriber and no
+// input hold; m.mu and g.mu must be held.
 func (m *Manager) removeIfEmpty(g *Group) {
-	if g.pub == nil && len(g.subs) == 0 && m.groups[g.name] == g {
+	if g.pub == nil && len(g.subs) == 0 && g.inputHolds == 0 && m.groups[g.name] == g {
 		delete(m.groups, g.name)
 		m.log.Debug("group removed", zap.String("stream_name", g.name))
 	}
@@ -159,14 +159,43 @@ func (m *Manager) emit(ev Event) {
 	}
 }
 
+// HoldInput reserves the input of streamName for a relay pull: the group is
+// created (app "") if missing and lives until release is called, even with
+// no session, so the stat API shows it while the pull connects; meanwhile
+// only a BasePull publisher may publish to it (lal refuses a publisher that
+// arrives while a pull connects). release may be called more than once.
+func (m *Manager) HoldInput(streamName string) (release func()) {
+	m.mu.Lock()
+	g := m.groupFor(streamName, "")
+	g.mu.Lock()
+	g.inputHolds++
+	g.mu.Unlock()
+	m.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			g.mu.Lock()
+			g.inputHolds--
+			m.removeIfEmpty(g)
+			g.mu.Unlock()
+			m.mu.Unlock()
+		})
+	}
+}
+
 // Publish makes info the publisher of its stream. A stream that already has
-// a publisher gives ErrStreamExists and the existing one keeps streaming.
+// a publisher gives ErrStreamExists and the existing one keeps streaming; so
+// does a stream whose input is held for a relay pull, unless info is that pull.
 func (m *Manager) Publish(info SessionInfo) (*Publisher, error) {
 	m.mu.Lock()
 	g := m.groupFor(info.StreamName, info.AppName)
 	g.mu.Lock()
-	if g.pub != nil {
-		existing := g.pub.info.ID
+	if g.pub != nil || (g.inputHolds > 0 && info.BaseType != BasePull) {
+		existing := "relay pull in progress"
+		if g.pub != nil {
+			existing = g.pub.info.ID
+		}
 		m.removeIfEmpty(g)
 		g.mu.Unlock()
 		m.mu.Unlock()
@@ -230,6 +259,8 @@ type Group struct {
 
 	tracks av.TrackInfo
 	stats  groupStats
+
+	inputHolds int // HoldInput reservations (relay pulls) keeping the group
 }
 
 func newGroup(m *Manager, name, app string) *Group {

@@ -281,6 +281,42 @@ func TestGroupRemovedWhenEmpty(t *testing.T) {
 	}
 }
 
+// TestHoldInput: a relay pull's hold keeps the group alive with no session,
+// refuses other publishers, lets the pull publish, and the group goes once
+// the hold is released and nothing else is left.
+func TestHoldInput(t *testing.T) {
+	m := newTestManager(1, nil)
+	release := m.HoldInput("s")
+	g := m.Group("s")
+	if g == nil || g.AppName() != "" {
+		t.Fatalf("held group = %v, want one with app \"\"", g)
+	}
+	if _, err := m.Publish(info("P1", "s")); !errors.Is(err, ErrStreamExists) {
+		t.Fatalf("publisher while the input is held: err = %v, want ErrStreamExists", err)
+	}
+	if m.Group("s") != g {
+		t.Fatal("refused publisher removed the held group")
+	}
+	pull := info("PULL1", "s")
+	pull.BaseType = BasePull
+	pub, err := m.Publish(pull)
+	if err != nil {
+		t.Fatalf("the pull's publish: %v", err)
+	}
+	pub.Close()
+	if m.Group("s") != g {
+		t.Fatal("group removed when the pull's attempt ended, while still held")
+	}
+	release()
+	release() // idempotent
+	if m.Group("s") != nil {
+		t.Fatal("group kept after the hold was released")
+	}
+	if _, err := m.Publish(info("P2", "s")); err != nil {
+		t.Fatalf("publisher after the release: %v", err)
+	}
+}
+
 func TestLaggingSubscriberSkipsToKeyframe(t *testing.T) {
 	m := NewManager(Config{
 		Formats:      []FormatSpec{{Name: "a", GOPNum: 1, NewMuxer: func(string) Muxer { return copyMuxer{mark: 'a'} }}},

@@ -157,6 +157,9 @@ func (m *PullManager) StartPull(opt PullOptions) (string, error) {
 	id := p.currentID // read before run may replace it with a retry's id
 	p.noOutFrom = time.Now()
 	m.pulls[opt.StreamName] = p
+	// The group exists from now on (as lal): the stat API shows it with an
+	// empty pull while connecting, and a publisher arriving meanwhile is refused.
+	release := m.Groups.HoldInput(opt.StreamName)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -166,6 +169,7 @@ func (m *PullManager) StartPull(opt PullOptions) (string, error) {
 			delete(m.pulls, opt.StreamName)
 		}
 		m.mu.Unlock()
+		release()
 	}()
 	return id, nil
 }

@@ -526,7 +526,10 @@ func TestRelayPullAPI(t *testing.T) {
 	origin := startRelayNode(t, "origin", nil)
 	pub := startPublisher(t, origin, "src1", fileH264AAC)
 	waitReady(t, origin, "src1", pub, true, true)
-	edge := startRelayNode(t, "edge", hooks.configure)
+	edge := startRelayNode(t, "edge", func(cfg *config.Config) {
+		hooks.configure(cfg)
+		cfg.RTSP.Enable = true
+	})
 
 	remote := rtmpURL(origin, "src1")
 	id := relayStartPullOK(t, edge, "pulled", map[string]any{"url": remote, "stream_name": "pulled"})
@@ -537,19 +540,23 @@ func TestRelayPullAPI(t *testing.T) {
 	t.Logf("pull %s joined with media %v after start_relay_pull", id, time.Since(started).Round(time.Millisecond))
 
 	t.Run("play", func(t *testing.T) {
-		for _, pl := range []struct{ name, url string }{
-			{"rtmp", rtmpURL(edge, "pulled")},
-			{"httpflv", flvURL(edge, "pulled")},
-			{"httpts", tsURL(edge, "pulled")},
+		for _, pl := range []struct {
+			name  string
+			input []string
+		}{
+			{"rtmp", []string{"-i", rtmpURL(edge, "pulled")}},
+			{"httpflv", []string{"-i", flvURL(edge, "pulled")}},
+			{"httpts", []string{"-i", tsURL(edge, "pulled")}},
+			{"rtsp", []string{"-rtsp_transport", "tcp", "-i", rtspURL(edge, "pulled")}},
 		} {
 			t.Run(pl.name, func(t *testing.T) {
 				t.Parallel()
 				avoidLoopPoint(pub, 4*time.Second)
 				t0 := time.Now()
-				decodeClean(t, pl.url, 4)
+				decodeArgs(t, pl.input, 4)
 				t1 := time.Now()
-				if got, want := probeStreams(t, pl.url), []string{"aac", "h264 640x360"}; !slices.Equal(got, want) {
-					t.Errorf("ffprobe %s streams = %q, want %q", pl.url, got, want)
+				if got, want := probeArgs(t, pl.input), []string{"aac", "h264 640x360"}; !slices.Equal(got, want) {
+					t.Errorf("ffprobe %v streams = %q, want %q", pl.input, got, want)
 				}
 				t.Logf("decode %v probe %v (publisher at %v)", t1.Sub(t0), time.Since(t1), t0.Sub(pub.started))
 			})
@@ -626,9 +633,9 @@ func TestRelayPullRetriesUntilSourceAppears(t *testing.T) {
 	if n := len(hooks.find("on_relay_pull_start", nil)); n != 0 {
 		t.Errorf("on_relay_pull_start while the origin is down: %s", hooks.dump())
 	}
-	// lal creates the group at start_relay_pull (stat: 0, empty pull); Sluice
-	// only when the pull joins (stat: 1001). Either is accepted here.
-	if code, g := relayStat(t, edge, "late2"); (code != 0 && code != 1001) || g.Pull.SessionID != "" {
+	// As lal, the group exists from start_relay_pull on: stat answers 0 with
+	// an empty pull while the pull retries.
+	if code, g := relayStat(t, edge, "late2"); code != 0 || g.Pull.SessionID != "" || g.Pub.SessionID != "" {
 		t.Errorf("stat/group of a retrying pull: code %d, pull %+v", code, g.Pull)
 	}
 
@@ -792,6 +799,14 @@ func TestRelayPullAPIErrors(t *testing.T) {
 	dead := "rtmp://" + relayFreeAddr(t) + "/live/retry5"
 	relayStartPullOK(t, edge, "retry5", map[string]any{"url": dead, "pull_retry_num": -1}) // stream name from the URL
 	check("second start_relay_pull (retrying)", relayStartPull(t, edge, map[string]any{"url": dead, "stream_name": "retry5"}), startExists)
+	// As lal: the group exists (empty pull) while the pull retries, and a
+	// publisher arriving meanwhile is refused; the pull keeps the input.
+	if code, g := relayStat(t, edge, "retry5"); code != 0 || g.Pull.SessionID != "" || g.Pub.SessionID != "" {
+		t.Errorf("stat/group of a retrying pull: code %d, pub %+v, pull %+v; want 0 with both empty", code, g.Pub, g.Pull)
+	}
+	if err := rtmpStatus(t, rtmpURL(edge, "retry5"), true); err == nil || !strings.Contains(err.Error(), "NetStream.Publish.BadName") {
+		t.Errorf("RTMP publish while a pull retries: %v, want NetStream.Publish.BadName", err)
+	}
 	// A pull that is not connected: 1003, but its retries stop.
 	check("stop_relay_pull of a retrying pull", relayAPI(t, edge, "/api/ctrl/stop_relay_pull?stream_name=retry5", ""), stopNoSess)
 	relayWait(t, 3*time.Second, "the retrying pull to end", func() bool {

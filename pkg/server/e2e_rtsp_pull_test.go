@@ -26,6 +26,12 @@ import (
 // on loopback; mod may change the configuration first.
 func startRTSPPullOrigin(t *testing.T, mod func(*config.Config)) *server.Server {
 	t.Helper()
+	return startRTSPRelayNode(t, "origin", mod)
+}
+
+// startRTSPRelayNode is startRTSPPullOrigin for a node named name.
+func startRTSPRelayNode(t *testing.T, name string, mod func(*config.Config)) *server.Server {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
 		cfg := relayConfig()
 		cfg.RTSP.Enable = true
@@ -34,16 +40,16 @@ func startRTSPPullOrigin(t *testing.T, mod func(*config.Config)) *server.Server 
 		if mod != nil {
 			mod(cfg)
 		}
-		srv := server.New(cfg, newTestLogger(t).Named("origin"))
+		srv := server.New(cfg, newTestLogger(t).Named(name))
 		err := srv.Start()
 		var le *server.ListenError
 		if errors.As(err, &le) && strings.HasPrefix(le.Key, "rtsp.udp") && attempt < 5 {
 			continue // the port pair was taken meanwhile
 		}
 		if err != nil {
-			t.Fatalf("origin start: %v", err)
+			t.Fatalf("%s start: %v", name, err)
 		}
-		t.Cleanup(func() { stopRelayNode(t, "origin", srv) })
+		t.Cleanup(func() { stopRelayNode(t, name, srv) })
 		return srv
 	}
 }
@@ -64,8 +70,9 @@ func rtspPullStart(t *testing.T, srv *server.Server, stream string, req map[stri
 
 // rtspPullPlay is decodeClean (4 s) and probeStreams (h264 640x360 and aac)
 // returning an error rather than ending the test, for goroutines.
-func rtspPullPlay(t *testing.T, url string) error {
-	out, stderr, err := runTool(t, "ffmpeg", "-v", "error", "-i", url, "-t", "4", "-f", "null", "-nostats", "-progress", "pipe:1", "-")
+func rtspPullPlay(t *testing.T, input ...string) error {
+	url := strings.Join(input, " ")
+	out, stderr, err := runTool(t, "ffmpeg", append(append([]string{"-v", "error"}, input...), "-t", "4", "-f", "null", "-nostats", "-progress", "pipe:1", "-")...)
 	if err != nil {
 		return fmt.Errorf("ffmpeg decode of %s failed: %v, stderr: %q", url, err, stderr)
 	}
@@ -83,7 +90,7 @@ func rtspPullPlay(t *testing.T, url string) error {
 	if outUS < 3e6 {
 		return fmt.Errorf("ffmpeg decoded only %d µs of %s, want ≥ 3 s", outUS, url)
 	}
-	out, stderr, err = runTool(t, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json", url)
+	out, stderr, err = runTool(t, "ffprobe", append([]string{"-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json"}, input...)...)
 	if err != nil || stderr != "" {
 		return fmt.Errorf("ffprobe %s: err=%v stderr=%q", url, err, stderr)
 	}
@@ -113,14 +120,15 @@ func rtspPullPlay(t *testing.T, url string) error {
 }
 
 // TestRTSPPull pulls over RTSP, TCP and UDP, from a second Sluice into
-// another local name, and plays the pulled stream over RTMP, HTTP-FLV and
-// HTTP-TS; the stat and the webhooks describe the pull.
+// another local name, and plays the pulled stream over RTMP, HTTP-FLV,
+// HTTP-TS and RTSP (the pull's transport); the stat and the webhooks
+// describe the pull.
 func TestRTSPPull(t *testing.T) {
 	requireFFmpeg(t)
 	t.Parallel()
 	hooks := newRelayHooks(t, nil)
 	origin := startRTSPPullOrigin(t, nil)
-	edge := startRelayNode(t, "edge", hooks.configure)
+	edge := startRTSPRelayNode(t, "edge", hooks.configure)
 
 	for _, mode := range []struct {
 		name string
@@ -140,25 +148,29 @@ func TestRTSPPull(t *testing.T) {
 			})
 			t.Logf("pull %s (rtsp_mode %d) joined with media %v after start_relay_pull", id, mode.mode, time.Since(started).Round(time.Millisecond))
 
-			// The three players at once (ffmpeg processes, not parallel
+			// The four players at once (ffmpeg processes, not parallel
 			// subtests, which -parallel would queue).
 			avoidLoopPoint(pub, 5*time.Second)
 			var wg sync.WaitGroup
-			for _, pl := range []struct{ name, url string }{
-				{"rtmp", rtmpURL(edge, local)},
-				{"httpflv", flvURL(edge, local)},
-				{"httpts", relayTSURL(edge, local)},
+			for _, pl := range []struct {
+				name  string
+				input []string
+			}{
+				{"rtmp", []string{"-i", rtmpURL(edge, local)}},
+				{"httpflv", []string{"-i", flvURL(edge, local)}},
+				{"httpts", []string{"-i", relayTSURL(edge, local)}},
+				{"rtsp", []string{"-rtsp_transport", mode.name, "-i", rtspURL(edge, local)}},
 			} {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if err := rtspPullPlay(t, pl.url); err != nil {
+					if err := rtspPullPlay(t, pl.input...); err != nil {
 						t.Errorf("play over %s: %v", pl.name, err)
 					}
 				}()
 			}
 			wg.Wait()
-			t.Logf("played over RTMP, HTTP-FLV and HTTP-TS %v after start_relay_pull", time.Since(started).Round(time.Millisecond))
+			t.Logf("played over RTMP, HTTP-FLV, HTTP-TS and RTSP %v after start_relay_pull", time.Since(started).Round(time.Millisecond))
 
 			g := relayWaitStat(t, edge, local, 10*time.Second, "the pull's bitrate", func(code int, g api.StatGroup) bool {
 				return code == 0 && g.Pull.BitrateKbits > 0
