@@ -68,8 +68,15 @@ type Config struct {
 	// MaxRetainedBytes bounds the media a group keeps, GOP cache included.
 	// Default 64 MiB.
 	MaxRetainedBytes uint64
-	Observer         Observer
-	Logger           *zap.Logger
+	// MaxStreams bounds the groups that have a publisher (0: no limit): a
+	// Publish beyond it gives ErrStreamLimit.
+	MaxStreams int
+	// MaxSubscribersPerStream bounds the subscribers of one group that
+	// TrySubscribe admits (0: no limit); internal subscribers are not
+	// counted.
+	MaxSubscribersPerStream int
+	Observer                Observer
+	Logger                  *zap.Logger
 }
 
 // Errors returned by the Manager and by subscribers.
@@ -201,6 +208,12 @@ func (m *Manager) Publish(info SessionInfo) (*Publisher, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w (%s)", ErrStreamExists, existing)
 	}
+	if err := m.checkStreamLimit(g); err != nil {
+		m.removeIfEmpty(g)
+		g.mu.Unlock()
+		m.mu.Unlock()
+		return nil, err
+	}
 	p := &Publisher{g: g, info: info}
 	g.pub = p
 	g.startPublisher()
@@ -214,12 +227,27 @@ func (m *Manager) Publish(info SessionInfo) (*Publisher, error) {
 // Subscribe adds a subscriber of format f to its stream's group, creating
 // the group if the stream has no publisher yet (the subscriber then waits).
 func (m *Manager) Subscribe(info SessionInfo, f Format) *Sub {
+	s, _ := m.subscribe(info, f, false)
+	return s
+}
+
+// subscribe is Subscribe, refused with ErrSubscriberLimit when limited and
+// the group has MaxSubscribersPerStream subscribers already.
+func (m *Manager) subscribe(info SessionInfo, f Format, limited bool) (*Sub, error) {
 	if int(f) < 0 || int(f) >= len(m.cfg.Formats) {
 		panic(fmt.Sprintf("group: unknown format %d", f))
 	}
 	m.mu.Lock()
 	g := m.groupFor(info.StreamName, info.AppName)
 	g.mu.Lock()
+	if limited {
+		if err := m.checkSubscriberLimit(g); err != nil {
+			m.removeIfEmpty(g)
+			g.mu.Unlock()
+			m.mu.Unlock()
+			return nil, err
+		}
+	}
 	s := &Sub{g: g, format: f, info: info, done: make(chan struct{})}
 	g.activate(f)
 	g.subs[s] = struct{}{}
@@ -230,7 +258,7 @@ func (m *Manager) Subscribe(info SessionInfo, f Format) *Sub {
 	if !info.Internal {
 		m.emit(ev)
 	}
-	return s
+	return s, nil
 }
 
 // Group is one stream: a publisher, its subscribers and the log of recent
@@ -248,6 +276,8 @@ type Group struct {
 	active [maxFormats]bool
 	log    *frameLog
 	wake   chan struct{}
+	// lastWake is when wake was last closed, on the Manager's clock.
+	lastWake int64
 
 	// Decoder configuration currently in effect, sent to joiners first.
 	meta, videoHeader, audioHeader *Frame
@@ -411,9 +441,21 @@ func (g *Group) write(pkt *av.Packet) {
 	g.evict(now)
 	g.stats.onPacket(pkt)
 
-	close(g.wake)
-	g.wake = make(chan struct{})
+	// Video frames, headers and metadata wake the subscribers at once; audio
+	// frames of a stream with video ride along with the next wake unless
+	// the last one is audioWakeInterval old. One writev then carries a video
+	// frame and the audio around it: about half the system calls and
+	// goroutine wake-ups per subscriber, with no delay added to video.
+	if pkt.Kind != av.KindAudio || pkt.SeqHeader || !g.hasVideo || now-g.lastWake >= int64(audioWakeInterval) {
+		g.lastWake = now
+		close(g.wake)
+		g.wake = make(chan struct{})
+	}
 }
+
+// audioWakeInterval bounds how long an audio frame of a stream with video
+// waits for the next wake (a video frame normally comes first).
+const audioWakeInterval = 50 * time.Millisecond
 
 // evict drops frames that neither the GOP cache nor the lag window needs.
 func (g *Group) evict(now int64) {

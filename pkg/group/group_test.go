@@ -456,3 +456,60 @@ func TestRetentionIsBounded(t *testing.T) {
 		t.Fatalf("retained %d bytes, limit 1000", retained)
 	}
 }
+
+// TestAudioWakeCoalesced: in a stream with video, an audio frame does not
+// wake the subscribers (it goes out with the next video frame) unless the
+// last wake is audioWakeInterval old; video and audio-only streams wake at
+// every frame.
+func TestAudioWakeCoalesced(t *testing.T) {
+	m := newTestManager(1, nil)
+	pub, _ := m.Publish(info("P1", "s"))
+	defer pub.Close()
+	s := m.Subscribe(info("S1", "s"), 0)
+	defer s.Close()
+	g := m.Group("s")
+	woken := func(pkt *av.Packet) bool {
+		g.mu.RLock()
+		w := g.wake
+		g.mu.RUnlock()
+		pub.WritePacket(pkt)
+		select {
+		case <-w:
+			return true
+		default:
+			return false
+		}
+	}
+	if !woken(videoHeader()) || !woken(video(0, true)) {
+		t.Fatal("video did not wake the subscribers")
+	}
+	if woken(audio(10)) || woken(audio(20)) {
+		t.Fatal("audio right after a video frame woke the subscribers")
+	}
+	if !woken(video(40, false)) {
+		t.Fatal("video frame did not wake the subscribers")
+	}
+	if got := drain(t, s); len(got) != 5 {
+		t.Fatalf("pending %q, want the 5 frames", got)
+	}
+	time.Sleep(audioWakeInterval + 10*time.Millisecond)
+	if !woken(audio(100)) {
+		t.Fatal("audio long after the last wake did not wake the subscribers")
+	}
+
+	// Audio-only: every frame wakes.
+	pa, _ := m.Publish(info("P2", "a"))
+	defer pa.Close()
+	ga := m.Group("a")
+	for i := range 3 {
+		ga.mu.RLock()
+		w := ga.wake
+		ga.mu.RUnlock()
+		pa.WritePacket(audio(int64(i) * 20))
+		select {
+		case <-w:
+		default:
+			t.Fatalf("audio frame %d of an audio-only stream did not wake", i)
+		}
+	}
+}
