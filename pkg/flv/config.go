@@ -221,6 +221,10 @@ func ParseAudioConfig(data []byte) (*AudioConfig, error) {
 	if err := asc.Unmarshal(data); err != nil {
 		return nil, fmt.Errorf("flv: parsing AAC AudioSpecificConfig (% x): %w", data[:min(len(data), 8)], err)
 	}
+	if asc.SampleRate <= 0 {
+		// An explicit (index 15) rate of 0: nothing can be timed or decoded.
+		return nil, fmt.Errorf("flv: AAC AudioSpecificConfig (% x) gives a sample rate of %d Hz", data[:min(len(data), 8)], asc.SampleRate)
+	}
 	c := &AudioConfig{SampleRate: asc.SampleRate, ObjectType: int(asc.Type)}
 	switch {
 	case asc.ChannelConfig >= 1 && asc.ChannelConfig <= 6:

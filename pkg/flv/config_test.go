@@ -214,6 +214,7 @@ func TestParseAudioConfig(t *testing.T) {
 		{"HE-AACv2 explicit PS", "eb098800", AudioConfig{48000, 2, 29}, ""},
 		{"AAC Main unsupported", "0a10", AudioConfig{}, "unsupported object type"},
 		{"reserved rate index", "1690", AudioConfig{}, "sample rate"},
+		{"explicit rate 0 (fuzz finding)", "1780000030", AudioConfig{}, "sample rate of 0 Hz"},
 		{"truncated", "12", AudioConfig{}, "AudioSpecificConfig"},
 		{"empty", "", AudioConfig{}, "AudioSpecificConfig"},
 	}
