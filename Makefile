@@ -28,6 +28,12 @@ vet:
 test: deps vet
 	$(GO) test -count=1 -timeout 15m ./...
 
+## soak: the long churn test: 10 000 connect/play/disconnect cycles over every
+## protocol, then goroutines, fds and RSS must be back within 10% (numbers logged)
+.PHONY: soak
+soak:
+	SLUICE_CHURN_CYCLES=10000 $(GO) test -count=1 -run '^TestChurn$$' -v -timeout 30m ./pkg/server/
+
 ## bench: the Go benchmarks (fan-out, muxers, chunking)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...

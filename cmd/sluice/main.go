@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -59,7 +58,8 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "sluice: %v\n", err)
 		log.Error("start failed", zap.Error(err))
 		var le *server.ListenError
-		if errors.As(err, &le) {
+		var ce *server.CertError
+		if errors.As(err, &le) || errors.As(err, &ce) {
 			return 2
 		}
 		return 1
@@ -67,17 +67,25 @@ func run() int {
 	log.Info("sluice started", zap.String("version", server.Version))
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP)
 	status := 0
-	select {
-	case s := <-sig:
-		log.Info("signal received, shutting down", zap.String("signal", s.String()))
-	case err := <-srv.Errors():
-		log.Error("listener failed, shutting down", zap.Error(err))
-		status = 1
+wait:
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				reload(log, srv, *confPath) // see reload.go
+				continue
+			}
+			log.Info("signal received, shutting down", zap.String("signal", s.String()))
+		case err := <-srv.Errors():
+			log.Error("listener failed, shutting down", zap.Error(err))
+			status = 1
+		}
+		break wait
 	}
-	// Sessions close at once; queued webhooks get up to flush_timeout_ms.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.HTTPNotify.FlushTimeoutMS)*time.Millisecond)
+	// Sessions close at once; queued webhooks get up to flush_timeout_ms (as last reloaded).
+	ctx, cancel := context.WithTimeout(context.Background(), srv.FlushTimeout())
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown incomplete", zap.Error(err))

@@ -42,6 +42,8 @@ type Server struct {
 	Logger *zap.Logger
 	// Done ends the streaming responses (/api/events) when closed.
 	Done <-chan struct{}
+	// LimitRefusals, when set, feeds /api/stat/limits: refusals per limit key.
+	LimitRefusals func() map[string]uint64
 }
 
 // LalInfo builds the data of /api/stat/lal_info (and on_server_start).
@@ -85,6 +87,7 @@ func (a *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/ctrl/start_relay_pull", a.startRelayPull)
 	mux.HandleFunc("/api/ctrl/stop_relay_pull", a.stopRelayPull)
 	mux.HandleFunc("/api/stat/notify", a.notifyStats)
+	mux.HandleFunc("/api/stat/limits", a.limitStats)
 	mux.HandleFunc("/api/events", a.events)
 	mux.HandleFunc("/api/ctrl/add_ip_blacklist", a.addIPBlacklist)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -59,6 +59,8 @@ type Config struct {
 	Pprof           PprofConfig           `mapstructure:"pprof" json:"pprof"`
 	Log             LogConfig             `mapstructure:"log" json:"log"`
 	Debug           DebugConfig           `mapstructure:"debug" json:"debug"`
+	Limits          LimitsConfig          `mapstructure:"limits" json:"limits"`
+	Timeouts        TimeoutsConfig        `mapstructure:"timeouts" json:"timeouts"`
 }
 
 // RTMPConfig is the rtmp section: the RTMP and RTMPS listeners and the RTMP GOP cache.
@@ -143,6 +145,13 @@ type RTSPConfig struct {
 	// UDP then gets 461 Unsupported Transport.
 	UDPRTPAddr  string `mapstructure:"udp_rtp_addr" json:"udp_rtp_addr"`
 	UDPRTCPAddr string `mapstructure:"udp_rtcp_addr" json:"udp_rtcp_addr"`
+	// UDPPortMin and UDPPortMax (both 0: not set) are the UDP ports RTSP
+	// uses: with port 0 in udp_rtp_addr and udp_rtcp_addr the server's pair
+	// is the first free one (RTP even, RTCP next) in the range, on their
+	// host; a pair given by number must lie in the range. A relay pull over
+	// UDP takes its local pairs from the range too, on the same host.
+	UDPPortMin int `mapstructure:"udp_port_min" json:"udp_port_min"`
+	UDPPortMax int `mapstructure:"udp_port_max" json:"udp_port_max"`
 }
 
 // RecordConfig is the record section: FLV and MPEG-TS recording of every input.
@@ -220,6 +229,40 @@ type SimpleAuthConfig struct {
 	PubRTSPEnable      bool   `mapstructure:"pub_rtsp_enable" json:"pub_rtsp_enable"`
 	SubRTSPEnable      bool   `mapstructure:"sub_rtsp_enable" json:"sub_rtsp_enable"`
 	HLSM3U8Enable      bool   `mapstructure:"hls_m3u8_enable" json:"hls_m3u8_enable"`
+}
+
+// LimitsConfig is the limits section (a Sluice extension): maximums beyond
+// which a client is refused in its own protocol. 0 means no limit.
+type LimitsConfig struct {
+	// MaxConnections bounds the client connections open at once over RTMP,
+	// the HTTP stream listeners and RTSP together (not the HTTP API).
+	MaxConnections int `mapstructure:"max_connections" json:"max_connections"`
+	// MaxConnectionsPerIP bounds those connections per remote IP.
+	MaxConnectionsPerIP int `mapstructure:"max_connections_per_ip" json:"max_connections_per_ip"`
+	// MaxStreams bounds the streams that have a publisher (relay pulls
+	// included); a publish beyond it is refused.
+	MaxStreams int `mapstructure:"max_streams" json:"max_streams"`
+	// MaxSubscribersPerStream bounds the players of one stream, over every
+	// protocol together.
+	MaxSubscribersPerStream int `mapstructure:"max_subscribers_per_stream" json:"max_subscribers_per_stream"`
+}
+
+// TimeoutsConfig is the timeouts section (a Sluice extension): how long a
+// client may take or stay silent before it is closed.
+type TimeoutsConfig struct {
+	// HandshakeTimeoutMS bounds the RTMP handshake.
+	HandshakeTimeoutMS int `mapstructure:"handshake_timeout_ms" json:"handshake_timeout_ms"`
+	// IdleTimeoutMS bounds a connection that has not started anything: an
+	// RTMP peer from its handshake to its publish or play, an RTSP
+	// connection to its first complete request, and an HTTP keep-alive
+	// connection between requests.
+	IdleTimeoutMS int `mapstructure:"idle_timeout_ms" json:"idle_timeout_ms"`
+	// HeaderTimeoutMS bounds the reading of one request head, HTTP or RTSP
+	// (slowloris).
+	HeaderTimeoutMS int `mapstructure:"header_timeout_ms" json:"header_timeout_ms"`
+	// PublisherIdleTimeoutMS closes an RTMP publisher that sends no audio or
+	// video, or an RTSP publisher that sends no RTP or RTCP, for this long.
+	PublisherIdleTimeoutMS int `mapstructure:"publisher_idle_timeout_ms" json:"publisher_idle_timeout_ms"`
 }
 
 // PprofConfig is the pprof section: the net/http/pprof listener.
@@ -354,6 +397,12 @@ func defaults() *Config {
 			LogGroupMaxGroupNum:       10,
 			LogGroupMaxSubNumPerGroup: 10,
 		},
+		Timeouts: TimeoutsConfig{
+			HandshakeTimeoutMS:     10000,
+			IdleTimeoutMS:          10000,
+			HeaderTimeoutMS:        10000,
+			PublisherIdleTimeoutMS: 10000,
+		},
 	}
 }
 
@@ -463,6 +512,14 @@ func (c *Config) validate() error {
 		{"http_auth.timeout_ms", c.HTTPAuth.TimeoutMS},
 		{"http_auth.cache_ttl_sec", c.HTTPAuth.CacheTTLSec},
 		{"rtsp.describe_wait_ms", c.RTSP.DescribeWaitMS},
+		{"limits.max_connections", c.Limits.MaxConnections},
+		{"limits.max_connections_per_ip", c.Limits.MaxConnectionsPerIP},
+		{"limits.max_streams", c.Limits.MaxStreams},
+		{"limits.max_subscribers_per_stream", c.Limits.MaxSubscribersPerStream},
+		{"timeouts.handshake_timeout_ms", c.Timeouts.HandshakeTimeoutMS},
+		{"timeouts.idle_timeout_ms", c.Timeouts.IdleTimeoutMS},
+		{"timeouts.header_timeout_ms", c.Timeouts.HeaderTimeoutMS},
+		{"timeouts.publisher_idle_timeout_ms", c.Timeouts.PublisherIdleTimeoutMS},
 	} {
 		if n.val < 0 {
 			return keyErrorf(n.key, "%d must not be negative", n.val)
@@ -583,7 +640,13 @@ func checkHostPort(addr string) error {
 // checkUDPPorts checks the RTSP UDP port pair: both set or both empty, the
 // RTP port even and the RTCP port the next one (the RTP stack requires it).
 func (r *RTSPConfig) checkUDPPorts() error {
-	if !r.Enable || (r.UDPRTPAddr == "" && r.UDPRTCPAddr == "") {
+	if !r.Enable {
+		return nil
+	}
+	if err := r.checkUDPPortRange(); err != nil {
+		return err
+	}
+	if r.UDPRTPAddr == "" && r.UDPRTCPAddr == "" {
 		return nil
 	}
 	if r.UDPRTPAddr == "" {
@@ -599,6 +662,13 @@ func (r *RTSPConfig) checkUDPPorts() error {
 	}
 	if err2 != nil {
 		return keyErrorf("rtsp.udp_rtcp_addr", "%q: %v", r.UDPRTCPAddr, err2)
+	}
+	if rtp == 0 || rtcp == 0 {
+		return r.checkUDPPortZero(rtp, rtcp)
+	}
+	if r.UDPPortMin != 0 && (rtp < r.UDPPortMin || rtcp > r.UDPPortMax) {
+		return keyErrorf("rtsp.udp_rtp_addr", "%q: the pair %d-%d is outside rtsp.udp_port_min..udp_port_max (%d..%d); use port 0 in both addresses to take the first free pair of the range",
+			r.UDPRTPAddr, rtp, rtcp, r.UDPPortMin, r.UDPPortMax)
 	}
 	if rtp%2 != 0 {
 		return keyErrorf("rtsp.udp_rtp_addr", "%q: the RTP port must be even", r.UDPRTPAddr)

@@ -188,6 +188,7 @@ func TestLoadLalShippedFile(t *testing.T) {
 	want.HTTPNotify.QueueSize, want.HTTPNotify.TimeoutMS, want.HTTPNotify.FlushTimeoutMS = d.QueueSize, d.TimeoutMS, d.FlushTimeoutMS
 	want.StaticRelayPull.AutoStopPullAfterNoOutMS = Default().StaticRelayPull.AutoStopPullAfterNoOutMS
 	want.HTTPAuth = Default().HTTPAuth
+	want.Limits, want.Timeouts = Default().Limits, Default().Timeouts
 	r := Default().RTSP
 	want.RTSP.DescribeWaitMS, want.RTSP.UDPRTPAddr, want.RTSP.UDPRTCPAddr = r.DescribeWaitMS, r.UDPRTPAddr, r.UDPRTCPAddr
 	if !reflect.DeepEqual(c, &want) {

@@ -35,7 +35,17 @@ func (c *Conn) Write(b []byte) (int, error) {
 // WriteBuffers writes bufs with one writev where the connection supports it
 // and counts the bytes. bufs is consumed as net.Buffers.WriteTo does.
 func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
-	n, err := bufs.WriteTo(c.Conn)
+	var n int64
+	var err error
+	if bw, ok := c.Conn.(interface {
+		WriteBuffers(*net.Buffers) (int64, error)
+	}); ok {
+		// A wrapper (e.g. a counted connection) that forwards to its own
+		// connection's writev.
+		n, err = bw.WriteBuffers(bufs)
+	} else {
+		n, err = bufs.WriteTo(c.Conn)
+	}
 	c.written.Add(uint64(n))
 	return n, err
 }
@@ -45,6 +55,14 @@ func (c *Conn) ReadBytes() uint64 { return c.read.Load() }
 
 // WrittenBytes returns the number of bytes written so far.
 func (c *Conn) WrittenBytes() uint64 { return c.written.Load() }
+
+// AddWritten counts n bytes written by other means (e.g. straight to the
+// socket by a non-blocking writer).
+func (c *Conn) AddWritten(n int) { c.written.Add(uint64(n)) }
+
+// TransparentConn returns the wrapped connection: Conn only counts, bytes
+// pass through unchanged (see netx.New).
+func (c *Conn) TransparentConn() net.Conn { return c.Conn }
 
 // AddRead counts n bytes read by other means (e.g. a hijacked HTTP
 // connection's buffered request bytes).

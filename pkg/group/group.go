@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -96,7 +97,13 @@ type Manager struct {
 	epoch  time.Time
 	mu     sync.Mutex
 	groups map[string]*Group
+	// pushWG counts the groups' push delivery goroutines.
+	pushWG sync.WaitGroup
 }
+
+// WaitPush waits until no group has a push delivery goroutine; each ends
+// once its group's push subscribers are all closed.
+func (m *Manager) WaitPush() { m.pushWG.Wait() }
 
 // NewManager makes a Manager serving the formats of cfg.
 func NewManager(cfg Config) *Manager {
@@ -276,8 +283,19 @@ type Group struct {
 	active [maxFormats]bool
 	log    *frameLog
 	wake   chan struct{}
+	// stopMu orders the stop events of the group's sessions as their
+	// removals happened: a stop holds it from its removal until its event
+	// is emitted (so a subscriber's on_sub_stop cannot overtake by its
+	// publisher's on_pub_stop that followed it). Taken before m.mu; not by
+	// internal subscribers, which an observer may close while handling an
+	// event.
+	stopMu sync.Mutex
 	// lastWake is when wake was last closed, on the Manager's clock.
 	lastWake int64
+	// Push-mode subscribers and their delivery goroutine (push.go).
+	pushSubs    []*Sub
+	pushRunning bool
+	pushKick    chan struct{}
 
 	// Decoder configuration currently in effect, sent to joiners first.
 	meta, videoHeader, audioHeader *Frame
@@ -295,13 +313,14 @@ type Group struct {
 
 func newGroup(m *Manager, name, app string) *Group {
 	g := &Group{
-		m:       m,
-		name:    name,
-		appName: app,
-		created: time.Now(),
-		subs:    map[*Sub]struct{}{},
-		log:     newFrameLog(),
-		wake:    make(chan struct{}),
+		m:        m,
+		name:     name,
+		appName:  app,
+		created:  time.Now(),
+		subs:     map[*Sub]struct{}{},
+		log:      newFrameLog(),
+		wake:     make(chan struct{}),
+		pushKick: make(chan struct{}, 1),
 	}
 	return g
 }
@@ -544,6 +563,8 @@ func (p *Publisher) WritePacket(pkt *av.Packet) {
 func (p *Publisher) Close() {
 	g := p.g
 	m := g.m
+	g.stopMu.Lock() // see stopMu
+	defer g.stopMu.Unlock()
 	m.mu.Lock()
 	g.mu.Lock()
 	if p.closed {
@@ -582,7 +603,11 @@ type Sub struct {
 	waitKey     bool
 	behindSince int64 // start of the current episode of skips
 	lastSkip    int64
-	dropped     uint64
+	dropped     atomic.Uint64
+
+	// Push mode (push.go): set once by Push, before the sub is listed in
+	// g.pushSubs.
+	push *pushState
 }
 
 // Info returns the subscriber's session info.
@@ -603,13 +628,14 @@ const maxBatch = 128
 func (s *Sub) Next(dst [][]byte) ([][]byte, error) {
 	g := s.g
 	for {
-		// The write lock: Next moves the cursor, which Publisher.Close also
-		// resets; the critical section is a few pointer reads per frame.
-		g.mu.Lock()
+		// The read lock: only this subscriber's reader moves its cursor;
+		// Publisher.Close and the join, which also set it, hold the write
+		// lock. Many subscribers collect at once.
+		g.mu.RLock()
 		var err error
 		dst, err = s.collect(dst)
 		wake := g.wake
-		g.mu.Unlock()
+		g.mu.RUnlock()
 		if err != nil || len(dst) > 0 {
 			return dst, err
 		}
@@ -621,7 +647,9 @@ func (s *Sub) Next(dst [][]byte) ([][]byte, error) {
 	}
 }
 
-// collect gathers the subscriber's pending bytes. g.mu held.
+// collect gathers the subscriber's pending bytes. g.mu held, for reading at
+// least: only the subscriber's own reader (its Next, or the push delivery)
+// calls it.
 func (s *Sub) collect(dst [][]byte) ([][]byte, error) {
 	g := s.g
 	select {
@@ -648,7 +676,7 @@ func (s *Sub) collect(dst [][]byte) ([][]byte, error) {
 		} else if g.hasVideo {
 			s.waitKey = true
 		}
-		s.dropped += target - s.cursor
+		s.dropped.Add(target - s.cursor)
 		s.cursor = target
 		s.needInit = true
 	}
@@ -702,9 +730,7 @@ func (s *Sub) Tracks() (hasAudio, hasVideo bool) {
 // Dropped returns the number of frames skipped because the subscriber fell
 // behind.
 func (s *Sub) Dropped() uint64 {
-	s.g.mu.RLock()
-	defer s.g.mu.RUnlock()
-	return s.dropped
+	return s.dropped.Load()
 }
 
 // Close removes the subscriber from its group. It is safe to call more than
@@ -713,10 +739,15 @@ func (s *Sub) Close() {
 	s.once.Do(func() {
 		g := s.g
 		m := g.m
+		if !s.info.Internal {
+			g.stopMu.Lock() // see stopMu
+			defer g.stopMu.Unlock()
+		}
 		m.mu.Lock()
 		g.mu.Lock()
 		close(s.done)
 		delete(g.subs, s)
+		g.removePush(s)
 		ev := g.event(EventSubStop, &s.info)
 		m.removeIfEmpty(g)
 		g.mu.Unlock()

@@ -15,11 +15,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"sluice/pkg/connstat"
+	"sluice/pkg/netx"
 	"sluice/pkg/streamurl"
 )
 
@@ -50,6 +52,11 @@ type Handler struct {
 	WriteTimeout time.Duration
 	// ServerName is sent in the Server header.
 	ServerName string
+
+	// Push sessions and the watcher of their clients (push.go).
+	pushMu    sync.Mutex
+	watcher   *netx.Watcher
+	pushCount int
 }
 
 // Session is one HTTP or WebSocket subscriber.
@@ -61,6 +68,7 @@ type Session struct {
 	websocket  bool
 	conn       *connstat.Conn
 	closeOnce  sync.Once
+	push       atomic.Pointer[pusher] // set when served in push mode
 }
 
 // ID returns the session id (e.g. FLVSUB1).
@@ -91,8 +99,20 @@ func (s *Session) WrittenBytes() uint64 {
 	return s.conn.WrittenBytes()
 }
 
+// errSessionClosed ends a session closed by the server (Close: a kick, a
+// shutdown).
+var errSessionClosed = errors.New("session closed")
+
 // Close ends the session.
 func (s *Session) Close() {
+	if p := s.push.Load(); p != nil {
+		p.end(errSessionClosed)
+		return
+	}
+	s.closeConn()
+}
+
+func (s *Session) closeConn() {
 	s.closeOnce.Do(func() {
 		if s.conn != nil {
 			s.conn.Close()
@@ -155,6 +175,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Info("subscriber started", zap.String("url", s.URL), zap.Bool("websocket", s.websocket))
+	if h.servePush(s, sub, brw.Reader.Buffered()) {
+		return // the group writes the stream from now on
+	}
 	err = h.stream(s, brw.Reader, sub, wsKey)
 	sub.Close()
 	s.Close()
@@ -168,6 +191,13 @@ type StatusError interface {
 	HTTPStatus() int
 }
 
+// RetryAfterError is a refusal that tells the client when to try again: its
+// answer carries a Retry-After header (e.g. 503 for a limit).
+type RetryAfterError interface {
+	error
+	RetryAfterSeconds() int
+}
+
 // writeRefusal answers the refusal's status with the reason, on a hijacked
 // connection.
 func writeRefusal(c net.Conn, reason error) {
@@ -176,10 +206,15 @@ func writeRefusal(c net.Conn, reason error) {
 	if errors.As(reason, &se) {
 		status = se.HTTPStatus()
 	}
+	retry := ""
+	var re RetryAfterError
+	if errors.As(reason, &re) {
+		retry = "Retry-After: " + strconv.Itoa(re.RetryAfterSeconds()) + "\r\n"
+	}
 	body := reason.Error() + "\n"
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\n"+
-		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"+corsHeaders+
+		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"+retry+corsHeaders+
 		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 }
 

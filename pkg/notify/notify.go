@@ -229,21 +229,7 @@ type Dispatcher struct {
 // NewDispatcher returns a running Dispatcher. It starts one background
 // goroutine; delivery goroutines come and go with pending events.
 func NewDispatcher(cfg Config) *Dispatcher {
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = DefaultQueueSize
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = DefaultMinBackoff
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = cfg.MinBackoff
-	}
+	cfg = cfg.withDefaults()
 	d := &Dispatcher{
 		cfg:      cfg,
 		client:   cfg.Client,
@@ -473,9 +459,10 @@ func (d *Dispatcher) run(k *keyQueue) {
 			d.stats(it.ev.Name).Retried++
 		}
 		ev := it.ev
+		timeout, secret := d.cfg.Timeout, d.cfg.Secret
 		d.mu.Unlock()
 
-		res, status, err := d.attempt(&ev)
+		res, status, err := d.attempt(&ev, timeout, secret)
 		<-d.sem
 
 		d.mu.Lock()
@@ -528,8 +515,9 @@ func (d *Dispatcher) run(k *keyQueue) {
 	}
 }
 
-// attempt makes one POST of ev. status is 0 when no response was received.
-func (d *Dispatcher) attempt(ev *Event) (res outcome, status int, err error) {
+// attempt makes one POST of ev with the settings current when it started.
+// status is 0 when no response was received.
+func (d *Dispatcher) attempt(ev *Event, timeout time.Duration, secret string) (res outcome, status int, err error) {
 	u, err := url.Parse(ev.URL)
 	if err != nil {
 		return permanent, 0, err
@@ -537,7 +525,7 @@ func (d *Dispatcher) attempt(ev *Event) (res outcome, status int, err error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return permanent, 0, fmt.Errorf("notify: unsupported URL scheme %q", u.Scheme)
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(d.ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ev.URL, bytes.NewReader(ev.Body))
 	if err != nil {
@@ -550,8 +538,8 @@ func (d *Dispatcher) attempt(ev *Event) (res outcome, status int, err error) {
 	h.Set(HeaderEvent, ev.Name)
 	h.Set(HeaderEventID, ev.ID)
 	h.Set(HeaderTimestamp, ts)
-	if d.cfg.Secret != "" {
-		h.Set(HeaderSignature, Sign(d.cfg.Secret, ts, ev.Body))
+	if secret != "" {
+		h.Set(HeaderSignature, Sign(secret, ts, ev.Body))
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -99,6 +99,10 @@ func NewChunkReader(r io.Reader, lim ReaderLimits) *ChunkReader {
 func (r *ChunkReader) ChunkSize() uint32 { return r.chunkSize }
 
 // stream returns the state of csid, creating it if allowed.
+// SetReader makes the reader read from rd from now on (between messages:
+// bytes buffered by the old reader are not carried over).
+func (r *ChunkReader) SetReader(rd io.Reader) { r.r = rd }
+
 func (r *ChunkReader) stream(csid uint32) (*chunkStream, error) {
 	var cs *chunkStream
 	if csid < 64 {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"sluice/pkg/av"
+	"sluice/pkg/netx"
 )
 
 // Publisher receives the packets of a publishing session.
@@ -51,34 +52,47 @@ type Server struct {
 	Logger  *zap.Logger
 	// NewSessionID names each accepted connection; lal uses RTMPPUBSUB<n>.
 	NewSessionID func() string
-	// HandshakeTimeout bounds the handshake and the wait for publish or play.
-	// Default 10 s.
+	// HandshakeTimeout bounds the handshake. Default 10 s.
 	HandshakeTimeout time.Duration
+	// IdleTimeout bounds the time from the end of the handshake to publish
+	// or play: a peer that does not start anything by then is closed.
+	// Default 10 s.
+	IdleTimeout time.Duration
 	// ReadTimeout is a publisher's socket read timeout. Default 120 s.
 	ReadTimeout time.Duration
+	// PublisherIdleTimeout closes a publisher that sends no audio or video
+	// for this long, whatever else it sends. 0: only ReadTimeout applies.
+	PublisherIdleTimeout time.Duration
+	// Refuse, when set, is asked at the connect command whether the
+	// connection (as accepted from the listener) is refused; a non-nil
+	// error is answered _error NetConnection.Connect.Rejected with the
+	// error's text, and the connection is closed.
+	Refuse func(net.Conn) error
 	// WriteTimeout is a player's socket write timeout. Default 10 s.
 	WriteTimeout time.Duration
 	// Limits bound what a peer may send.
 	Limits ReaderLimits
 
 	mu       sync.Mutex
-	ln       net.Listener
+	lns      []net.Listener // every listener Serve runs on (RTMP and RTMPS share the server)
 	sessions map[*ServerSession]struct{}
 	wg       sync.WaitGroup
+	watch    *netx.Watcher // wakes parked players (park.go)
 	closed   bool
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("rtmp: server closed")
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown. It may run on several
+// listeners at once; their sessions are one set.
 func (srv *Server) Serve(ln net.Listener) error {
 	srv.mu.Lock()
 	if srv.closed {
 		srv.mu.Unlock()
 		return ErrServerClosed
 	}
-	srv.ln = ln
+	srv.lns = append(srv.lns, ln)
 	if srv.sessions == nil {
 		srv.sessions = map[*ServerSession]struct{}{}
 	}
@@ -114,15 +128,9 @@ func (srv *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 		srv.sessions[s] = struct{}{}
-		srv.wg.Add(1)
+		srv.wg.Add(1) // done by s.finish
 		srv.mu.Unlock()
-		go func() {
-			defer srv.wg.Done()
-			s.run()
-			srv.mu.Lock()
-			delete(srv.sessions, s)
-			srv.mu.Unlock()
-		}()
+		go s.run()
 	}
 }
 
@@ -131,15 +139,24 @@ func (srv *Server) Serve(ln net.Listener) error {
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Lock()
 	srv.closed = true
-	if srv.ln != nil {
-		srv.ln.Close()
+	for _, ln := range srv.lns {
+		ln.Close()
 	}
 	for s := range srv.sessions {
 		s.Close()
 	}
 	srv.mu.Unlock()
 	done := make(chan struct{})
-	go func() { srv.wg.Wait(); close(done) }()
+	go func() {
+		srv.wg.Wait()
+		srv.mu.Lock()
+		if srv.watch != nil {
+			srv.watch.Close()
+			srv.watch = nil
+		}
+		srv.mu.Unlock()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -2,6 +2,7 @@ package rtmp
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"sluice/pkg/amf0"
 	"sluice/pkg/connstat"
+	"sluice/pkg/netx"
 	"sluice/pkg/streamurl"
 )
 
@@ -60,10 +62,22 @@ type ServerSession struct {
 	lastAckBytes uint64
 
 	publisher Publisher
+	lastMedia time.Time // when the publisher last sent audio or video
 	sub       Subscription
 	subDone   chan struct{}
+	push      *pusher // set when the subscription is served in push mode
 
 	closeOnce sync.Once
+
+	// Parking (park.go): a push player with nothing to read has no
+	// goroutine; the server's watcher wakes it when the player sends.
+	cr         *ChunkReader
+	parkMu     sync.Mutex
+	parked     bool
+	closing    bool
+	watchID    uint64
+	watch      *netx.Watcher
+	finishOnce sync.Once
 }
 
 func newServerSession(srv *Server, c net.Conn) *ServerSession {
@@ -125,11 +139,43 @@ func (s *ServerSession) WrittenBytes() uint64 { return s.conn.WrittenBytes() }
 
 // Close ends the session. Safe to call from any goroutine, more than once.
 func (s *ServerSession) Close() {
+	s.parkMu.Lock()
+	s.closing = true
+	wasParked := s.parked
+	if wasParked {
+		s.unwatchLocked()
+	}
+	s.parkMu.Unlock()
 	s.closeOnce.Do(func() { s.conn.Close() })
+	if wasParked {
+		// No goroutine reads a parked session: end it here, in a goroutine
+		// of its own (Close may be called from its writer).
+		go s.finish(net.ErrClosed)
+	}
 }
 
+// run serves the session until it ends or parks.
 func (s *ServerSession) run() {
 	err := s.serve()
+	if errors.Is(err, errParked) {
+		return
+	}
+	s.finish(err)
+}
+
+// finish ends the session once: connection, publisher or subscription,
+// handler, log, and the server's count.
+func (s *ServerSession) finish(err error) {
+	s.finishOnce.Do(func() { s.end(err) })
+	s.srv.mu.Lock()
+	if _, ok := s.srv.sessions[s]; ok {
+		delete(s.srv.sessions, s)
+		s.srv.wg.Done()
+	}
+	s.srv.mu.Unlock()
+}
+
+func (s *ServerSession) end(err error) {
 	s.Close()
 	if s.publisher != nil {
 		s.publisher.Close()
@@ -137,6 +183,9 @@ func (s *ServerSession) run() {
 	if s.sub != nil {
 		s.sub.Close()
 		<-s.subDone
+	}
+	if s.push != nil {
+		s.push.flushes.Wait()
 	}
 	if ch, ok := s.srv.Handler.(CloseHandler); ok {
 		ch.OnClose(s)
@@ -159,16 +208,34 @@ func (s *ServerSession) serve() error {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	s.conn.SetWriteDeadline(time.Time{})
-	cr := NewChunkReader(s.br, s.srv.Limits)
-	for {
+	// Until publish or play, however many messages the peer sends.
+	s.conn.SetReadDeadline(time.Now().Add(durationOr(s.srv.IdleTimeout, 10*time.Second)))
+	s.cr = NewChunkReader(s.br, s.srv.Limits)
+	return s.readLoop(false)
+}
+
+// readLoop reads and handles the peer's messages until the session ends,
+// or parks (errParked) once a push player has nothing more to read. woken:
+// the peer has sent something not read yet (read before parking again).
+func (s *ServerSession) readLoop(woken bool) error {
+	for ; ; woken = false {
 		switch {
 		case s.publisher != nil:
+			s.conn.SetReadDeadline(s.publisherDeadline())
+		case s.push != nil:
+			if !woken && s.br.Buffered() == 0 {
+				if parked, err := s.park(); parked || err != nil {
+					return cmp.Or(err, errParked)
+				}
+			}
+			// Woken by the player's bytes: the rest of its message must
+			// follow within the read timeout.
 			s.conn.SetReadDeadline(time.Now().Add(durationOr(s.srv.ReadTimeout, 120*time.Second)))
 		case s.sub != nil:
 			// A player may stay silent; its writer's deadline detects a dead peer.
 			s.conn.SetReadDeadline(time.Time{})
 		}
-		msg, err := cr.ReadMessage()
+		msg, err := s.cr.ReadMessage()
 		if err != nil {
 			return err
 		}
@@ -179,6 +246,18 @@ func (s *ServerSession) serve() error {
 			return err
 		}
 	}
+}
+
+// publisherDeadline is the read deadline of a publisher: the socket read
+// timeout, or the end of its media idle timeout if sooner.
+func (s *ServerSession) publisherDeadline() time.Time {
+	d := time.Now().Add(durationOr(s.srv.ReadTimeout, 120*time.Second))
+	if t := s.srv.PublisherIdleTimeout; t > 0 {
+		if idle := s.lastMedia.Add(t); idle.Before(d) {
+			d = idle
+		}
+	}
+	return d
 }
 
 // ackIfDue sends an Acknowledgement each time the peer's window of bytes has
@@ -276,6 +355,9 @@ func (s *ServerSession) handleMedia(typeID uint8, ts uint32, payload []byte) err
 	if err != nil {
 		return err
 	}
+	if typeID != TypeDataAMF0 {
+		s.lastMedia = time.Now()
+	}
 	s.publisher.WritePacket(pkt)
 	return nil
 }
@@ -334,6 +416,11 @@ func (s *ServerSession) onConnect(txn float64, args []any) error {
 	s.tcURL, _ = obj.GetString("tcUrl")
 	s.flashVer, _ = obj.GetString("flashVer")
 	s.objectEncoding, _ = obj.GetNumber("objectEncoding")
+	if s.srv.Refuse != nil {
+		if err := s.srv.Refuse(s.conn.Conn); err != nil {
+			return s.rejectConnect(txn, err)
+		}
+	}
 	if s.srv.Handler != nil {
 		s.srv.Handler.OnConnect(s)
 	}
@@ -357,6 +444,25 @@ func (s *ServerSession) onConnect(txn float64, args []any) error {
 			{Key: "objectEncoding", Value: s.objectEncoding},
 			{Key: "version", Value: Version},
 		})
+}
+
+// rejectConnect answers connect with _error NetConnection.Connect.Rejected
+// and ends the session.
+func (s *ServerSession) rejectConnect(txn float64, reason error) error {
+	s.log.Info("rtmp connect rejected", zap.String("app", s.app), zap.Error(reason))
+	// The _error is chunked at OutChunkSize: say so first.
+	if err := s.writeControl(func(b []byte) []byte { return AppendSetChunkSize(b, OutChunkSize) }); err != nil {
+		return err
+	}
+	if err := s.writeCommand(csidCommand, 0, "_error", txn, nil,
+		amf0.Object{
+			{Key: "level", Value: "error"},
+			{Key: "code", Value: "NetConnection.Connect.Rejected"},
+			{Key: "description", Value: reason.Error()},
+		}); err != nil {
+		return err
+	}
+	return errStop
 }
 
 // Version is the server version announced in the connect result.
@@ -409,6 +515,7 @@ func (s *ServerSession) onPublish(args []any) error {
 		return errStop
 	}
 	s.publisher = pub
+	s.lastMedia = time.Now()
 	s.log.Info("rtmp publish started", zap.String("url", s.URL()))
 	return s.writeStatus("status", "NetStream.Publish.Start", "Start publishing")
 }
@@ -449,7 +556,11 @@ func (s *ServerSession) onPlay(args []any) error {
 	}
 	s.sub = sub
 	s.subDone = make(chan struct{})
-	go s.writeLoop()
+	if s.startPush(sub) {
+		close(s.subDone) // no writer goroutine
+	} else {
+		go s.writeLoop()
+	}
 	s.log.Info("rtmp play started", zap.String("url", s.URL()))
 	return nil
 }
@@ -509,5 +620,8 @@ func (s *ServerSession) writeControl(build func([]byte) []byte) error {
 func (s *ServerSession) flushLocked() error {
 	s.conn.SetWriteDeadline(time.Now().Add(durationOr(s.srv.WriteTimeout, 10*time.Second)))
 	_, err := s.conn.Write(s.writeBuf)
+	// No deadline left behind: a push player's writes never wait, and an
+	// expired deadline would fail them.
+	s.conn.SetWriteDeadline(time.Time{})
 	return err
 }

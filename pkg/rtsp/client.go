@@ -93,6 +93,12 @@ type ClientOptions struct {
 	// UserAgent goes in every request (gortsplib's default when empty).
 	UserAgent string
 	Logger    *zap.Logger
+	// UDPPorts, when set, is where UDP transport takes its local RTP/RTCP
+	// pairs, one free pair (RTP even) per media; else gortsplib's
+	// 10000-65535. UDPHost is the local address they bind (all interfaces
+	// when empty).
+	UDPPorts PortRange
+	UDPHost  string
 }
 
 // ErrClientClosed is what ReadPacket returns once Close was called.
@@ -171,6 +177,11 @@ func Dial(ctx context.Context, rawURL string, opt ClientOptions) (*ClientSession
 	default:
 		return nil, fmt.Errorf("rtsp client: unknown transport %v", opt.Transport)
 	}
+	if opt.UDPPorts.IsSet() {
+		if err := opt.UDPPorts.validate(); err != nil {
+			return nil, fmt.Errorf("rtsp client: %w", err)
+		}
+	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = defaultClientTimeout
 	}
@@ -215,6 +226,12 @@ func Dial(ctx context.Context, rawURL string, opt ClientOptions) (*ClientSession
 			s.decodeError("packets lost", fmt.Errorf("%d RTP packets lost", lost))
 		},
 		OnDecodeError: func(err error) { s.decodeError("decode error", err) },
+	}
+	if opt.UDPPorts.IsSet() {
+		s.c.UDPSourcePortRange = [2]uint16{uint16(opt.UDPPorts.Min), uint16(opt.UDPPorts.Max)}
+	}
+	if opt.UDPHost != "" {
+		s.c.ListenPacket = clientUDPListen(opt.UDPHost)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)

@@ -54,6 +54,7 @@ const (
 	sValueLF            // '\n' after a value
 	sBody               // skipping a body
 	sPass               // not RTSP requests (HTTP tunnel, a response): no more checks
+	sHTTPHead           // the head of an HTTP tunnel request, up to its empty line
 )
 
 // methodPrefixes are the first two bytes gortsplib takes as a request.
@@ -74,6 +75,19 @@ type Scanner struct {
 	status   int // the status to answer when malformed
 	proto    bool
 	prefixOK bool
+	heads    int  // request heads read completely (an HTTP tunnel's included)
+	http     bool // the connection started as an HTTP tunnel
+}
+
+// inHead reports whether the scanner is inside a request head.
+func (s *Scanner) inHead() bool {
+	switch s.state {
+	case sStart:
+		return len(s.head) > 0
+	case sMethod, sURL, sProto, sProtoLF, sHeaderStart, sHeaderEndLF, sKey, sSpaces, sValue, sValueLF, sHTTPHead:
+		return true
+	}
+	return false
 }
 
 // Malformed describes a request the guard answers itself.
@@ -100,7 +114,9 @@ func (s *Scanner) Feed(b []byte) (n int, bad *Malformed) {
 		}
 		s.started = true
 		if h := string(s.head); h == "GET " || h == "POST" {
-			s.state = sPass
+			// Only the end of the HTTP head is followed, for its timeout.
+			s.state, s.n, s.http, s.head = sHTTPHead, 0, true, nil
+			s.feed(b[need:])
 			return len(b), nil
 		}
 		head := s.head
@@ -125,6 +141,22 @@ func (s *Scanner) feed(b []byte) (int, *Malformed) {
 		switch s.state {
 		case sPass:
 			return len(b), nil
+		case sHTTPHead:
+			i++
+			// s.n counts the bytes of "\r\n\r\n" matched so far.
+			switch {
+			case c == "\r\n\r\n"[s.n]:
+				s.n++
+			case c == '\r':
+				s.n = 1
+			default:
+				s.n = 0
+			}
+			if s.n == 4 {
+				s.heads++
+				s.state = sPass
+				return len(b), nil
+			}
 		case sStart:
 			if len(s.head) == 0 {
 				switch {
@@ -288,6 +320,7 @@ func (s *Scanner) feed(b []byte) (int, *Malformed) {
 // endHeaders starts the body of a request whose headers are complete.
 func (s *Scanner) endHeaders() *Malformed {
 	s.state = sStart
+	s.heads++
 	if len(s.clen) != 1 {
 		return nil
 	}
@@ -322,6 +355,12 @@ type guardListener struct {
 	net.Listener
 	serverName string
 	onBad      func(remote string, m *Malformed)
+	// admit, when set, counts each connection (release undoes it) or
+	// refuses it; a refused connection's first request is answered 503.
+	admit func(net.Conn) (release func(), refused error)
+	// firstRequest bounds the time from accept to the end of the first
+	// request head; header bounds each later request head (0: no bound).
+	firstRequest, header time.Duration
 }
 
 func (l guardListener) Accept() (net.Conn, error) {
@@ -329,20 +368,102 @@ func (l guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, l: &l}, nil
+	g := &guardConn{Conn: c, l: &l}
+	if l.admit != nil {
+		g.release, g.refused = l.admit(c)
+	}
+	if l.firstRequest > 0 {
+		g.headDeadline = time.Now().Add(l.firstRequest)
+		c.SetReadDeadline(g.headDeadline)
+	}
+	return g, nil
 }
 
 // guardConn passes well-formed bytes to gortsplib and answers a malformed
-// request itself before ending the connection.
+// request itself before ending the connection. It also bounds the time a
+// request head may take to arrive, whatever read deadline gortsplib sets.
 type guardConn struct {
 	net.Conn
 	l       *guardListener
 	mu      sync.Mutex
 	scanner Scanner
 	bad     *Malformed
+
+	release   func()
+	refused   error
+	closeOnce sync.Once
+
+	userDeadline time.Time // the read deadline gortsplib asked for
+	headDeadline time.Time // the end of the current request head's time; zero outside a head
+	headsSeen    int       // scanner.heads when headDeadline was set
+	firstDone    bool      // the first request head is complete
+}
+
+// Close closes the connection and releases its admission, once.
+func (c *guardConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
+	})
+	return c.Conn.Close()
+}
+
+// SetReadDeadline sets gortsplib's deadline, kept no later than the end of
+// the request head being read.
+func (c *guardConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.userDeadline = t
+	d := c.readDeadlineLocked()
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(d)
+}
+
+// SetDeadline sets both deadlines, the read one as SetReadDeadline does.
+func (c *guardConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
+
+// readDeadlineLocked is the earlier of the two deadlines; c.mu held.
+func (c *guardConn) readDeadlineLocked() time.Time {
+	if !c.headDeadline.IsZero() && (c.userDeadline.IsZero() || c.headDeadline.Before(c.userDeadline)) {
+		return c.headDeadline
+	}
+	return c.userDeadline
+}
+
+// trackHeadLocked moves the head deadline after the scanner read bytes: the
+// first request's deadline holds until its head is complete; each later
+// head gets the header timeout from the read that started it. c.mu held.
+func (c *guardConn) trackHeadLocked() {
+	old := c.headDeadline
+	if !c.firstDone {
+		if c.scanner.heads == 0 {
+			return
+		}
+		c.firstDone = true
+		c.headDeadline = time.Time{}
+		c.headsSeen = c.scanner.heads
+	}
+	switch in := c.scanner.inHead(); {
+	case in && c.l.header > 0 && (c.headDeadline.IsZero() || c.headsSeen != c.scanner.heads):
+		c.headDeadline = time.Now().Add(c.l.header)
+		c.headsSeen = c.scanner.heads
+	case !in:
+		c.headDeadline = time.Time{}
+	}
+	if !c.headDeadline.Equal(old) {
+		c.Conn.SetReadDeadline(c.readDeadlineLocked())
+	}
 }
 
 func (c *guardConn) Read(b []byte) (int, error) {
+	if c.refused != nil {
+		return c.readRefused(b)
+	}
 	c.mu.Lock()
 	if c.bad != nil {
 		bad := c.bad
@@ -355,6 +476,7 @@ func (c *guardConn) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.mu.Lock()
 		ok, bad := c.scanner.Feed(b[:n])
+		c.trackHeadLocked()
 		if bad != nil {
 			c.bad = bad
 			c.mu.Unlock()
@@ -369,6 +491,50 @@ func (c *guardConn) Read(b []byte) (int, error) {
 		c.mu.Unlock()
 	}
 	return n, err
+}
+
+// errRefused ends a refused connection once its first request is answered.
+var errRefused = errors.New("rtsp: connection refused by a limit, answered 503")
+
+// readRefused reads the first request head of a refused connection, passes
+// none of it on, and answers it 503 Service Unavailable (an HTTP one for an
+// HTTP tunnel request).
+func (c *guardConn) readRefused(b []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(b)
+		c.mu.Lock()
+		_, bad := c.scanner.Feed(b[:n])
+		done, cseq, http := bad != nil || c.scanner.heads > 0, c.scanner.cseq, c.scanner.http
+		c.mu.Unlock()
+		if done {
+			c.answerRefused(cseq, http)
+			return 0, errRefused
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (c *guardConn) answerRefused(cseq string, http bool) {
+	body := c.refused.Error() + "\n"
+	var b bytes.Buffer
+	if http {
+		b.WriteString("HTTP/1.1 503 Service Unavailable\r\n")
+	} else {
+		b.WriteString("RTSP/1.0 503 Service Unavailable\r\n")
+		if cseq != "" {
+			b.WriteString("CSeq: " + cseq + "\r\n")
+		}
+	}
+	var ra interface{ RetryAfterSeconds() int }
+	if errors.As(c.refused, &ra) {
+		b.WriteString("Retry-After: " + strconv.Itoa(ra.RetryAfterSeconds()) + "\r\n")
+	}
+	b.WriteString("Server: " + c.l.serverName + "\r\nConnection: close\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	c.Conn.SetWriteDeadline(time.Now().Add(guardWriteWait))
+	c.Conn.Write(b.Bytes())
 }
 
 func (c *guardConn) answer(m *Malformed) {

@@ -8,6 +8,8 @@
 package rtsp
 
 import (
+	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -41,11 +43,21 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	// Addr is the RTSP (TCP) listen address.
+	// Addr is the RTSP (TCP) listen address; empty leaves plain RTSP off
+	// (then TLSAddr must be set).
 	Addr string
+	// TLSAddr, when not empty, is the RTSPS listen address, served with
+	// TLSConfig by the same server: RTSPS publishers and players share the
+	// streams and sessions of RTSP ones. RTSPS carries RTP interleaved in
+	// the TLS connection only; a SETUP asking for UDP over it gets 461.
+	TLSAddr   string
+	TLSConfig *tls.Config
 	// UDPRTPAddr and UDPRTCPAddr are the UDP port pair for RTP and RTCP
 	// over UDP (RTP port even, RTCP port next); both empty turns UDP off.
+	// With port 0 in both, the pair is the first free one of UDPPorts on
+	// their host.
 	UDPRTPAddr, UDPRTCPAddr string
+	UDPPorts                PortRange
 	// AuthEnable requires credentials on ANNOUNCE, DESCRIBE and on a SETUP
 	// that was not preceded by a DESCRIBE.
 	AuthEnable         bool
@@ -59,6 +71,19 @@ type Config struct {
 	DescribeWait time.Duration
 	// WriteTimeout is the socket write timeout (default 10 s).
 	WriteTimeout time.Duration
+	// FirstRequestTimeout closes a connection whose first request head is
+	// not complete this long after it was accepted (0: gortsplib's idle
+	// timeout only). HeaderTimeout bounds each later request head.
+	FirstRequestTimeout, HeaderTimeout time.Duration
+	// PublisherIdleTimeout closes a recording publisher that sends no RTP
+	// or RTCP for this long (default 10 s).
+	PublisherIdleTimeout time.Duration
+	// Admit, when set, is called for each accepted connection: it returns
+	// the function that releases the connection's count at close, or why
+	// it is refused; a refused connection's first request is answered 503
+	// Service Unavailable (with Retry-After when the error has a
+	// RetryAfterSeconds() int method) and the connection closed.
+	Admit func(net.Conn) (release func(), refused error)
 	// ServerName goes in the Server header.
 	ServerName string
 	Handler    Handler
@@ -69,11 +94,13 @@ type Config struct {
 // session's connection goroutine and may block briefly.
 type Handler interface {
 	// OnPublish is called at ANNOUNCE, with the session's id assigned. An
-	// error refuses the publisher: ErrStreamBusy (wrapped) gives 455, any
-	// other 403.
+	// error refuses the publisher: ErrStreamBusy (wrapped) gives 455, an
+	// error with an RTSPStatus() int method that status (see
+	// refusalResponse), any other 403.
 	OnPublish(*PubSession) (Publisher, error)
 	// OnSubscribe is called at DESCRIBE (or at a SETUP without one), with
-	// the session's id assigned. An error gives 403.
+	// the session's id assigned. An error gives 403, or the status of its
+	// RTSPStatus() int method.
 	OnSubscribe(*SubSession) (Subscription, error)
 }
 
@@ -105,10 +132,12 @@ func (e *BindError) Unwrap() error { return e.Err }
 
 // Server is an RTSP server.
 type Server struct {
-	cfg Config
-	log *zap.Logger
-	rs  *gortsplib.Server
-	ln  net.Listener
+	cfg   Config
+	log   *zap.Logger
+	rs    *gortsplib.Server
+	ln    net.Listener // plain RTSP
+	tlsLn net.Listener // RTSPS
+	udp   *udpPair
 
 	mu      sync.Mutex
 	streams map[string]*Stream
@@ -144,38 +173,44 @@ func (s *Server) Start() error {
 	if s.cfg.AuthMethod == AuthBasic {
 		methods = []auth.VerifyMethod{auth.VerifyMethodBasic}
 	}
+	udp, err := openUDPPair(s.cfg.UDPRTPAddr, s.cfg.UDPRTCPAddr, s.cfg.UDPPorts)
+	if err != nil {
+		return err
+	}
+	s.udp = udp
 	s.rs = &gortsplib.Server{
-		Handler:        &handler{s: s},
-		RTSPAddress:    s.cfg.Addr,
-		UDPRTPAddress:  s.cfg.UDPRTPAddr,
-		UDPRTCPAddress: s.cfg.UDPRTCPAddr,
-		WriteTimeout:   s.cfg.WriteTimeout,
-		WriteQueueSize: 2048,
-		AuthMethods:    methods,
-		Listen: func(network, addr string) (net.Listener, error) {
-			ln, err := net.Listen(network, addr)
+		Handler:           &handler{s: s},
+		RTSPAddress:       cmp.Or(s.cfg.Addr, s.cfg.TLSAddr),
+		UDPRTPAddress:     udp.rtpAddr,
+		UDPRTCPAddress:    udp.rtcpAddr,
+		UDPReadBufferSize: udpReadBuffer(),
+		WriteTimeout:      s.cfg.WriteTimeout,
+		ReadTimeout:       s.cfg.PublisherIdleTimeout,
+		WriteQueueSize:    2048,
+		AuthMethods:       methods,
+		Listen: func(network, _ string) (net.Listener, error) {
+			ln, err := s.listen(network)
 			if err != nil {
-				return nil, &BindError{Key: "addr", Addr: addr, Err: err}
+				return nil, err
 			}
-			s.ln = ln
 			return guardListener{Listener: ln, serverName: s.cfg.ServerName, onBad: func(remote string, m *Malformed) {
 				s.log.Info("rtsp: malformed request answered", zap.String("remote_addr", remote),
 					zap.Int("status", m.Status), zap.String("reason", m.Reason))
-			}}, nil
+			}, admit: s.cfg.Admit, firstRequest: s.cfg.FirstRequestTimeout, header: s.cfg.HeaderTimeout}, nil
 		},
-		ListenPacket: func(network, addr string) (net.PacketConn, error) {
-			pc, err := net.ListenPacket(network, addr)
-			if err != nil {
-				key := "udp_rtp_addr"
-				if addr == s.cfg.UDPRTCPAddr {
-					key = "udp_rtcp_addr"
-				}
-				return nil, &BindError{Key: key, Addr: addr, Err: err}
-			}
-			return pc, nil
-		},
+		ListenPacket: udp.listenPacket,
 	}
-	return s.rs.Start()
+	err = s.rs.Start()
+	udp.closeUnused()
+	return err
+}
+
+// UDPAddrs returns the UDP pair RTP and RTCP use ("" when UDP is off).
+func (s *Server) UDPAddrs() (rtp, rtcp string) {
+	if s.udp == nil {
+		return "", ""
+	}
+	return s.udp.rtpAddr, s.udp.rtcpAddr
 }
 
 // Addr returns the RTSP listener's address.
@@ -409,9 +444,9 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	if info.StreamName == "" {
 		return status(base.StatusNotFound), nil, nil
 	}
-	sub, code := h.subscriber(ctx.Conn, info)
+	sub, refused := h.subscriber(ctx.Conn, info)
 	if sub == nil {
-		return status(code), nil, nil
+		return refused, nil, nil
 	}
 	g := h.waitDescription(info.StreamName, sub)
 	if g == nil {
@@ -430,13 +465,13 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 
 // subscriber returns the connection's player of stream info, making it (and
 // its group subscription) when the connection has none for that stream.
-func (h *handler) subscriber(sc *gortsplib.ServerConn, info streamurl.Info) (*SubSession, base.StatusCode) {
+func (h *handler) subscriber(sc *gortsplib.ServerConn, info streamurl.Info) (*SubSession, *base.Response) {
 	cs := stateOf(sc)
 	cs.mu.Lock()
 	old := cs.sub
 	if old != nil && old.info.StreamName == info.StreamName {
 		cs.mu.Unlock()
-		return old, base.StatusOK
+		return old, nil
 	}
 	cs.sub = nil
 	cs.mu.Unlock()
@@ -447,14 +482,14 @@ func (h *handler) subscriber(sc *gortsplib.ServerConn, info streamurl.Info) (*Su
 	subscription, err := h.s.cfg.Handler.OnSubscribe(sub)
 	if err != nil {
 		sub.log.Info("rtsp player refused", zap.Error(err))
-		return nil, base.StatusForbidden
+		return nil, refusalResponse(err)
 	}
 	sub.sub = subscription
 	sub.log.Info("rtsp player", zap.String("url", info.URL))
 	cs.mu.Lock()
 	cs.sub = sub
 	cs.mu.Unlock()
-	return sub, base.StatusOK
+	return sub, nil
 }
 
 // waitDescription waits, at most DescribeWait, until the stream has a
@@ -516,7 +551,7 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		if errors.Is(err, ErrStreamBusy) {
 			return status(base.StatusMethodNotValidInThisState), nil
 		}
-		return status(base.StatusForbidden), nil
+		return refusalResponse(err), nil
 	}
 	p.pub = pub
 	p.ss.Store(ctx.Session)
@@ -527,6 +562,10 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 }
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Transport.Protocol != gortsplib.ProtocolTCP && isTLS(ctx.Conn.NetConn()) {
+		// RTP over UDP would leave the TLS connection in clear text.
+		return status(base.StatusUnsupportedTransport), nil, nil
+	}
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		return status(base.StatusOK), nil, nil
 	}
@@ -544,9 +583,9 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 			if !h.authorized(ctx.Conn, ctx.Request) {
 				return status(base.StatusUnauthorized), nil, liberrors.ErrServerAuth{}
 			}
-			var code base.StatusCode
-			if sub, code = h.subscriber(ctx.Conn, info); sub == nil {
-				return status(code), nil, nil
+			var refused *base.Response
+			if sub, refused = h.subscriber(ctx.Conn, info); sub == nil {
+				return refused, nil, nil
 			}
 			cs.mu.Lock()
 			if cs.sub == sub {

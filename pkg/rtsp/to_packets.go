@@ -67,6 +67,43 @@ func ticksToMS(t int64, clock int) int64 {
 	return ms + timeBaseMS
 }
 
+// maxRepairMS bounds the backward step strictlyIncreasing repairs: a track
+// whose time goes back further than this has a discontinuity in its source,
+// which is passed on as it is rather than squeezed into 1 ms steps.
+const maxRepairMS = 1000
+
+// strictlyIncreasing keeps the millisecond timestamps (DTS) of one track
+// strictly increasing. Two units less than 1 ms apart in their RTP clock
+// land on the same millisecond, and FLV and TS players refuse a repeated
+// DTS ("non monotonically increasing dts"). Sources do send such pairs: at
+// each loop of `ffmpeg -stream_loop`, a file whose last AAC frame is cut
+// short is followed by the next loop's first frame 1 sample (23 µs at 44.1
+// kHz) later; the H.264/H.265 DTS extractors may repeat a DTS, or step it by
+// less than 1 ms, while they learn the reordering. Each unit is moved no
+// further than the previous one's time plus 1 ms, so the track does not
+// drift.
+type strictlyIncreasing struct {
+	last    int64
+	started bool
+}
+
+// next returns ts, or the previous timestamp plus 1 ms when ts is not after
+// it by at least that (and not more than maxRepairMS before it).
+func (s *strictlyIncreasing) next(ts int64) int64 {
+	if s.started && ts <= s.last && s.last-ts <= maxRepairMS {
+		ts = s.last + 1
+	}
+	s.last, s.started = ts, true
+	return ts
+}
+
+// peek returns what next(ts) would, without recording it: the time of a
+// sequence header sent just before the unit at ts.
+func (s *strictlyIncreasing) peek(ts int64) int64 {
+	c := *s
+	return c.next(ts)
+}
+
 // inputTrack converts the RTP packets of one published media into av.Packets.
 type inputTrack struct {
 	media  *description.Media
@@ -267,6 +304,7 @@ type h264Converter struct {
 	dirty    bool // parameter sets changed since the last sequence header
 	started  bool // a random access unit went through the DTS extractor
 	dts      h264.DTSExtractor
+	dtsMS    strictlyIncreasing // kept across restarts
 }
 
 func newH264Converter(sps, pps []byte) *h264Converter {
@@ -324,10 +362,10 @@ func (c *h264Converter) AccessUnit(au [][]byte, pts int64, emit func(*av.Packet)
 			c.restart()
 			return err
 		}
-		emit(videoSeqHeader(flv.CodecIDAVC, av.CodecH264, ticksToMS(dts, videoClock), rec))
+		emit(videoSeqHeader(flv.CodecIDAVC, av.CodecH264, c.dtsMS.peek(ticksToMS(dts, videoClock)), rec))
 		c.dirty = false
 	}
-	emit(videoFrame(flv.CodecIDAVC, av.CodecH264, idr, ticksToMS(dts, videoClock), ticksToMS(pts, videoClock), frame))
+	emit(videoFrame(flv.CodecIDAVC, av.CodecH264, idr, c.dtsMS.next(ticksToMS(dts, videoClock)), ticksToMS(pts, videoClock), frame))
 	return nil
 }
 
@@ -361,6 +399,7 @@ type h265Converter struct {
 	dirty         bool
 	started       bool
 	dts           h265.DTSExtractor
+	dtsMS         strictlyIncreasing // kept across restarts
 }
 
 func newH265Converter(vps, sps, pps []byte) *h265Converter {
@@ -424,10 +463,10 @@ func (c *h265Converter) AccessUnit(au [][]byte, pts int64, emit func(*av.Packet)
 			c.restart()
 			return err
 		}
-		emit(videoSeqHeader(flv.CodecIDHEVC, av.CodecH265, ticksToMS(dts, videoClock), rec))
+		emit(videoSeqHeader(flv.CodecIDHEVC, av.CodecH265, c.dtsMS.peek(ticksToMS(dts, videoClock)), rec))
 		c.dirty = false
 	}
-	emit(videoFrame(flv.CodecIDHEVC, av.CodecH265, key, ticksToMS(dts, videoClock), ticksToMS(pts, videoClock), frame))
+	emit(videoFrame(flv.CodecIDHEVC, av.CodecH265, key, c.dtsMS.next(ticksToMS(dts, videoClock)), ticksToMS(pts, videoClock), frame))
 	return nil
 }
 
@@ -531,6 +570,7 @@ type aacConverter struct {
 	asc  []byte
 	rate int
 	sent bool
+	ts   strictlyIncreasing
 }
 
 func newAACConverter(conf *mpeg4audio.AudioSpecificConfig) (*aacConverter, error) {
@@ -554,7 +594,7 @@ func (c *aacConverter) AccessUnits(aus [][]byte, pts int64, emit func(*av.Packet
 		if len(au) == 0 {
 			continue
 		}
-		ts := ticksToMS(pts+int64(i)*mpeg4audio.SamplesPerAccessUnit, c.rate) + presentationDelayMS
+		ts := c.ts.next(ticksToMS(pts+int64(i)*mpeg4audio.SamplesPerAccessUnit, c.rate) + presentationDelayMS)
 		if !c.sent {
 			body := append([]byte{audioHeaderAAC, flv.AACSeqHeader}, c.asc...)
 			emit(&av.Packet{Kind: av.KindAudio, Codec: av.CodecAAC, Timestamp: ts, SeqHeader: true, Payload: body, DataOffset: 2})
@@ -573,6 +613,7 @@ type simpleAudioConverter struct {
 	codec  av.Codec
 	header byte
 	clock  int
+	ts     strictlyIncreasing
 }
 
 // Frame converts one frame whose time is pts in the codec's clock.
@@ -582,5 +623,6 @@ func (c *simpleAudioConverter) Frame(data []byte, pts int64, emit func(*av.Packe
 	}
 	body := make([]byte, 1, 1+len(data))
 	body[0] = c.header
-	emit(&av.Packet{Kind: av.KindAudio, Codec: c.codec, Timestamp: ticksToMS(pts, c.clock) + presentationDelayMS, Payload: append(body, data...), DataOffset: 1})
+	ts := c.ts.next(ticksToMS(pts, c.clock) + presentationDelayMS)
+	emit(&av.Packet{Kind: av.KindAudio, Codec: c.codec, Timestamp: ts, Payload: append(body, data...), DataOffset: 1})
 }

@@ -3,42 +3,71 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"sluice/pkg/api"
 	"sluice/pkg/auth"
+	"sluice/pkg/config"
 	"sluice/pkg/group"
 )
 
 // accessControl is the set of checks a session passes before it starts.
 type accessControl struct {
-	simple    *auth.SimpleAuth
+	// blacklist is managed through the API and outlives every reload.
 	blacklist *auth.Blacklist
+	// rules are the checks SIGHUP reloads, swapped as one value so that a
+	// session is decided by one consistent set of settings.
+	rules *atomic.Pointer[accessRules]
+}
+
+// accessRules are simple_auth and http_auth as configured at one moment.
+// They are never modified: Reload stores new ones.
+type accessRules struct {
+	simpleCfg config.SimpleAuthConfig
+	simple    *auth.SimpleAuth
+	httpCfg   config.HTTPAuthConfig
 	http      *auth.HTTPAuth // nil when http_auth is off
 }
 
 func (s *Server) newAccessControl() accessControl {
-	cfg := s.cfg
-	ac := accessControl{
+	ac := accessControl{blacklist: &auth.Blacklist{}, rules: new(atomic.Pointer[accessRules])}
+	ac.rules.Store(newAccessRules(s.cfg, nil, s.log))
+	return ac
+}
+
+// newAccessRules builds the rules of cfg. The http_auth checker of old is
+// kept, decision cache included, when its settings did not change; changed
+// settings start with an empty cache, so that no decision of the old back
+// end or policy outlives them.
+func newAccessRules(cfg *config.Config, old *accessRules, log *zap.Logger) *accessRules {
+	r := &accessRules{
+		simpleCfg: cfg.SimpleAuth,
 		simple:    &auth.SimpleAuth{Key: cfg.SimpleAuth.Key, MasterSecret: cfg.SimpleAuth.DangerousLalSecret},
-		blacklist: &auth.Blacklist{},
+		httpCfg:   cfg.HTTPAuth,
 	}
-	if cfg.HTTPAuth.Enable {
-		ac.http = &auth.HTTPAuth{
+	switch {
+	case !cfg.HTTPAuth.Enable:
+	case old != nil && old.http != nil && old.httpCfg == cfg.HTTPAuth:
+		r.http = old.http
+	default:
+		r.http = &auth.HTTPAuth{
 			OnPub:    cfg.HTTPAuth.OnPub,
 			OnSub:    cfg.HTTPAuth.OnSub,
 			Timeout:  time.Duration(cfg.HTTPAuth.TimeoutMS) * time.Millisecond,
 			FailOpen: cfg.HTTPAuth.FailOpen,
 			CacheTTL: time.Duration(cfg.HTTPAuth.CacheTTLSec) * time.Second,
-			Logger:   s.log,
+			Logger:   log,
 		}
 	}
-	return ac
+	return r
 }
 
 // simpleAuthOn says whether simple_auth applies to a protocol and action.
-func (s *Server) simpleAuthOn(protocol string, action auth.Action) bool {
-	c := &s.cfg.SimpleAuth
+func (r *accessRules) simpleAuthOn(protocol string, action auth.Action) bool {
+	c := &r.simpleCfg
 	switch {
 	case action == auth.Publish && protocol == ProtocolRTMP:
 		return c.PubRTMPEnable
@@ -63,12 +92,13 @@ func (s *Server) authorize(ctx context.Context, action auth.Action, info group.S
 	if err := s.access.blacklist.Check(info.RemoteAddr); err != nil {
 		return err
 	}
-	if s.simpleAuthOn(info.Protocol, action) {
-		if err := s.access.simple.Check(info.StreamName, info.URLParam); err != nil {
+	rules := s.access.rules.Load()
+	if rules.simpleAuthOn(info.Protocol, action) {
+		if err := rules.simple.Check(info.StreamName, info.URLParam); err != nil {
 			return err
 		}
 	}
-	if s.access.http == nil {
+	if rules.http == nil {
 		return nil
 	}
 	// The body of the on_pub_start/on_sub_start this session would cause.
@@ -88,5 +118,5 @@ func (s *Server) authorize(ctx context.Context, action auth.Action, info group.S
 	if err != nil {
 		return err
 	}
-	return s.access.http.Check(ctx, action, info.StreamName, info.URLParam, body)
+	return rules.http.Check(ctx, action, info.StreamName, info.URLParam, body)
 }

@@ -464,27 +464,32 @@ func checkAddr(t *testing.T, what, got, want string) {
 // mutate sets an interval). Its cleanup shuts it down.
 func startHookServer(t *testing.T, rc *hookReceiver, mutate func(*config.Config)) *server.Server {
 	t.Helper()
-	return startServerWith(t, func(cfg *config.Config) {
-		cfg.HTTPAPI.Enable = true
-		n := &cfg.HTTPNotify
-		n.Enable = rc != nil
-		if rc != nil {
-			n.UpdateIntervalSec = 0
-			n.OnServerStart = rc.url("on_server_start")
-			n.OnUpdate = rc.url("on_update")
-			n.OnPubStart = rc.url("on_pub_start")
-			n.OnPubStop = rc.url("on_pub_stop")
-			n.OnSubStart = rc.url("on_sub_start")
-			n.OnSubStop = rc.url("on_sub_stop")
-			n.OnRelayPullStart = rc.url("on_relay_pull_start")
-			n.OnRelayPullStop = rc.url("on_relay_pull_stop")
-			n.OnRTMPConnect = rc.url("on_rtmp_connect")
-			n.OnHLSMakeTS = ""
-		}
-		if mutate != nil {
-			mutate(cfg)
-		}
-	})
+	return startServerConfig(t, "", hookConfig(rc, mutate))
+}
+
+// hookConfig is the configuration of startHookServer.
+func hookConfig(rc *hookReceiver, mutate func(*config.Config)) *config.Config {
+	cfg := testConfig()
+	cfg.HTTPAPI.Enable = true
+	n := &cfg.HTTPNotify
+	n.Enable = rc != nil
+	if rc != nil {
+		n.UpdateIntervalSec = 0
+		n.OnServerStart = rc.url("on_server_start")
+		n.OnUpdate = rc.url("on_update")
+		n.OnPubStart = rc.url("on_pub_start")
+		n.OnPubStop = rc.url("on_pub_stop")
+		n.OnSubStart = rc.url("on_sub_start")
+		n.OnSubStop = rc.url("on_sub_stop")
+		n.OnRelayPullStart = rc.url("on_relay_pull_start")
+		n.OnRelayPullStop = rc.url("on_relay_pull_stop")
+		n.OnRTMPConnect = rc.url("on_rtmp_connect")
+		n.OnHLSMakeTS = ""
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	return cfg
 }
 
 // apiClient calls a server's HTTP API.

@@ -66,6 +66,16 @@ func freeUDPPair(t *testing.T) (rtp, rtcp string) {
 	return "", ""
 }
 
+// Tests take their RTSP UDP ports from this range, on loopback: each server
+// its first free pair, each UDP relay pull a free pair per media.
+const testUDPPortMin, testUDPPortMax = 24000, 25999
+
+// useUDPPortRange sets cfg's RTSP UDP ports to the test range on loopback.
+func useUDPPortRange(cfg *config.Config) {
+	cfg.RTSP.UDPRTPAddr, cfg.RTSP.UDPRTCPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RTSP.UDPPortMin, cfg.RTSP.UDPPortMax = testUDPPortMin, testUDPPortMax
+}
+
 // startRTSPServer starts a server with RTSP (TCP and UDP) on loopback, plus
 // RTMP, HTTP-FLV and HTTP-TS; mod may change the configuration first.
 func startRTSPServer(t *testing.T, mod func(*config.Config)) *server.Server {
@@ -73,7 +83,7 @@ func startRTSPServer(t *testing.T, mod func(*config.Config)) *server.Server {
 	for attempt := 0; ; attempt++ {
 		cfg := testConfig()
 		cfg.RTSP.Enable = true
-		cfg.RTSP.UDPRTPAddr, cfg.RTSP.UDPRTCPAddr = freeUDPPair(t)
+		useUDPPortRange(cfg)
 		if mod != nil {
 			mod(cfg)
 		}
@@ -174,14 +184,14 @@ func TestRTSPPushPlayEverywhere(t *testing.T) {
 						player{name: "httpflv", args: []string{"-i", flvURL(srv, stream)}})
 				}
 				if tc.ts {
-					// Known open defect (issue 4): ffmpeg sometimes reports a
-					// repeated DTS (audio or video) when it plays an RTSP
-					// publisher over HTTP-TS: the timestamps rebuilt from RTP
-					// jitter by a millisecond around the decoder's rounding.
-					// Tolerated (and logged) here; anything else fails.
-					pl := player{name: "httpts", args: []string{"-i", tsURL(srv, stream)},
-						tolerate: "non monotonically increasing dts to muxer"}
-					players = append(players, pl)
+					// Known, rare, load-dependent: ffmpeg now and then reports a
+					// repeated DTS on the TS output of this looped publisher
+					// (2 of ~25 full-suite runs; also seen with RTMP sources;
+					// 0 of 70 plays on a quiet machine). The loop-point audio
+					// repeats behind most of them are fixed (to_packets.go);
+					// what remains is tolerated and logged, see README.
+					players = append(players, player{name: "httpts", args: []string{"-i", tsURL(srv, stream)},
+						tolerate: "non monotonically increasing dts to muxer"})
 				} else {
 					want := slices.DeleteFunc(slices.Clone(tc.want), func(s string) bool { return s == "pcm_alaw" })
 					t.Run("httpts_video_only", func(t *testing.T) {

@@ -31,18 +31,23 @@ const (
 // newDispatcher makes the webhook dispatcher. It exists even when webhooks
 // are off, so that /api/events can stream the same events.
 func newDispatcher(cfg *config.HTTPNotifyConfig, log *zap.Logger) *notify.Dispatcher {
-	return notify.NewDispatcher(notify.Config{
+	return notify.NewDispatcher(dispatcherConfig(cfg, log))
+}
+
+// dispatcherConfig is the dispatcher's part of http_notify.
+func dispatcherConfig(cfg *config.HTTPNotifyConfig, log *zap.Logger) notify.Config {
+	return notify.Config{
 		QueueSize: cfg.QueueSize,
 		Timeout:   time.Duration(cfg.TimeoutMS) * time.Millisecond,
 		Secret:    cfg.Secret,
 		Logger:    log,
-	})
+	}
 }
 
 // notifyURL returns where an event goes, or "" when it is not delivered
 // (webhooks off or the event's URL empty).
 func (s *Server) notifyURL(name string) string {
-	n := &s.cfg.HTTPNotify
+	n := s.notifyConfig()
 	if !n.Enable {
 		return ""
 	}
@@ -194,11 +199,10 @@ func (s *Server) sendUpdate() {
 }
 
 // tick runs the server's periodic work until done: bitrate sampling every
-// second, on_update every update_interval_sec.
+// second, on_update every update_interval_sec (as last reloaded).
 func (s *Server) tick(done <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	interval := s.cfg.HTTPNotify.UpdateIntervalSec
 	for n := 1; ; n++ {
 		select {
 		case <-done:
@@ -206,8 +210,9 @@ func (s *Server) tick(done <-chan struct{}) {
 		case <-t.C:
 		}
 		s.bitrates.Sample(api.GroupStats(s.groups))
-		if interval > 0 && n%interval == 0 {
+		if interval := s.notifyConfig().UpdateIntervalSec; interval > 0 && n >= interval {
 			s.sendUpdate()
+			n = 0
 		}
 	}
 }

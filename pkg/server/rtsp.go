@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -80,15 +81,26 @@ func (s *Server) RTSPAddr() string {
 
 func (s *Server) startRTSP() error {
 	c := s.cfg.RTSP
-	if !c.Enable {
+	if !c.Enable && !c.RTSPSEnable {
 		return nil
+	}
+	tlsAddr, tlsConfig, err := s.rtspsConfig()
+	if err != nil {
+		return err
+	}
+	addr, udpRTP, udpRTCP := c.Addr, c.UDPRTPAddr, c.UDPRTCPAddr
+	if !c.Enable {
+		addr, udpRTP, udpRTCP = "", "", "" // RTSPS only, which is TCP only
 	}
 	s.rtsp.streams = map[string]*rtspStream{}
 	s.rtsp.stop = make(chan struct{})
 	srv := rtsp.New(rtsp.Config{
-		Addr:            c.Addr,
-		UDPRTPAddr:      c.UDPRTPAddr,
-		UDPRTCPAddr:     c.UDPRTCPAddr,
+		Addr:            addr,
+		UDPRTPAddr:      udpRTP,
+		UDPRTCPAddr:     udpRTCP,
+		UDPPorts:        rtsp.PortRange{Min: c.UDPPortMin, Max: c.UDPPortMax},
+		TLSAddr:         tlsAddr,
+		TLSConfig:       tlsConfig,
 		AuthEnable:      c.AuthEnable,
 		AuthMethod:      c.AuthMethod,
 		Username:        c.Username,
@@ -96,9 +108,15 @@ func (s *Server) startRTSP() error {
 		OutWaitKeyFrame: c.OutWaitKeyFrameFlag,
 		DescribeWait:    time.Duration(c.DescribeWaitMS) * time.Millisecond,
 		WriteTimeout:    s.groups.WriteTimeout(),
-		ServerName:      "sluice/" + Version,
-		Handler:         &rtspHandler{s: s},
-		Logger:          s.log,
+
+		FirstRequestTimeout:  timeout(s.cfg.Timeouts.IdleTimeoutMS, defaultTimeout),
+		HeaderTimeout:        timeout(s.cfg.Timeouts.HeaderTimeoutMS, defaultTimeout),
+		PublisherIdleTimeout: cmp.Or(s.publisherIdleTimeout(), lalPublisherReadTimeout),
+		Admit:                s.admitRTSP,
+
+		ServerName: "sluice/" + Version,
+		Handler:    &rtspHandler{s: s},
+		Logger:     s.log,
 	})
 	if err := srv.Start(); err != nil {
 		var be *rtsp.BindError
@@ -112,10 +130,10 @@ func (s *Server) startRTSP() error {
 	s.rtsp.wg.Add(1)
 	go s.rtspJanitor()
 	udp := "off"
-	if c.UDPRTPAddr != "" {
-		udp = c.UDPRTPAddr + "," + c.UDPRTCPAddr
+	if rtp, rtcp := srv.UDPAddrs(); rtp != "" {
+		udp = rtp + "," + rtcp
 	}
-	s.log.Info("rtsp listening", zap.String("addr", srv.Addr()), zap.String("udp", udp))
+	s.log.Info("rtsp listening", zap.String("addr", srv.Addr()), zap.String("udp", udp), zap.String("rtsps_addr", srv.TLSAddr()))
 	return nil
 }
 
@@ -208,6 +226,9 @@ func (h *rtspHandler) OnPublish(p *rtsp.PubSession) (rtsp.Publisher, error) {
 		return nil, err // 403
 	}
 	pub, err := h.s.groups.Publish(info)
+	if r := h.s.streamRefusal(err, info); r != nil {
+		return nil, r // 503
+	}
 	if errors.Is(err, group.ErrStreamExists) {
 		return nil, fmt.Errorf("%w: %w", rtsp.ErrStreamBusy, err)
 	}
@@ -225,7 +246,13 @@ func (h *rtspHandler) OnSubscribe(sess *rtsp.SubSession) (rtsp.Subscription, err
 	if err := h.s.authorize(context.Background(), auth.Play, info); err != nil {
 		return nil, err // 403
 	}
-	sub := h.s.groups.Subscribe(info, h.s.formatRTSP)
+	sub, err := h.s.groups.TrySubscribe(info, h.s.formatRTSP)
+	if err != nil {
+		if r := h.s.streamRefusal(err, info); r != nil {
+			return nil, r // 503
+		}
+		return nil, err
+	}
 	name := sess.StreamName()
 	h.s.rtsp.mu.Lock()
 	if e := h.s.rtsp.streams[name]; e != nil && e.g == nil {

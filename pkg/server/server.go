@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -61,6 +62,8 @@ type Server struct {
 	formatPush group.Format // -1 when relay push is off
 
 	access accessControl
+	limits limits     // see limits.go
+	live   liveConfig // what Reload changes; see reload.go
 	// on_rtmp_connect bodies waiting for their stream (see rtmpConnect).
 	pendingConnects sync.Map
 
@@ -72,6 +75,8 @@ type Server struct {
 
 	rtmpServer *rtmp.Server
 	rtmpLn     net.Listener
+	rtmpsLn    net.Listener // TCP, served with rtmpsTLS by rtmpServer too (see tls.go)
+	rtmpsTLS   *tls.Config
 	httpLns    []httpListener
 
 	wg       sync.WaitGroup
@@ -83,6 +88,7 @@ type httpListener struct {
 	configured string // the address as configured
 	ln         net.Listener
 	server     *http.Server
+	tlsConfig  *tls.Config // HTTPS when set: ln is the TCP listener (see tls.go)
 }
 
 // ListenError is a listener that could not be opened; it names the config key.
@@ -121,7 +127,7 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 		}},
 	}
 	s.formatRTMP, s.formatFLV, s.formatTS, s.formatRTSP = 0, 1, 2, -1
-	if cfg.RTSP.Enable {
+	if cfg.RTSP.Enable || cfg.RTSP.RTSPSEnable {
 		s.formatRTSP = group.Format(len(formats))
 		formats = append(formats, group.FormatSpec{Name: "rtsp", NewMuxer: s.newRTSPMuxer})
 	}
@@ -136,6 +142,9 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 		SingleGOPMaxFrameNum: maxNonZero(cfg.RTMP.SingleGOPMaxFrameNum, maxNonZero(cfg.HTTPFLV.SingleGOPMaxFrameNum, cfg.HTTPTS.SingleGOPMaxFrameNum)),
 		Observer:             s,
 		Logger:               log,
+
+		MaxStreams:              cfg.Limits.MaxStreams,
+		MaxSubscribersPerStream: cfg.Limits.MaxSubscribersPerStream,
 	})
 	s.pulls = &relay.PullManager{
 		Groups:          s.groups,
@@ -160,6 +169,8 @@ func New(cfg *config.Config, log *zap.Logger) *Server {
 		Notify:     s.notify,
 		Logger:     log,
 		Done:       s.done,
+
+		LimitRefusals: s.LimitRefusals,
 	}
 	return s
 }
@@ -180,7 +191,12 @@ func (s *Server) Groups() *group.Manager { return s.groups }
 // open then.
 func (s *Server) Start() error {
 	s.emit(eventServerStart, "", s.api.LalInfo())
+	s.initLimits()
 	if err := s.listen(); err != nil {
+		s.closeListeners()
+		return err
+	}
+	if err := s.listenTLS(); err != nil {
 		s.closeListeners()
 		return err
 	}
@@ -188,19 +204,39 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
-	if s.rtmpLn != nil {
+	if s.rtmpLn != nil || s.rtmpsLn != nil {
 		s.rtmpServer = &rtmp.Server{
 			Handler:      &rtmpHandler{s: s},
 			Logger:       s.log,
 			NewSessionID: func() string { return sessionid.Next(sessionid.RTMPServer) },
 			WriteTimeout: s.groups.WriteTimeout(),
+
+			HandshakeTimeout:     timeout(s.cfg.Timeouts.HandshakeTimeoutMS, defaultTimeout),
+			IdleTimeout:          timeout(s.cfg.Timeouts.IdleTimeoutMS, defaultTimeout),
+			ReadTimeout:          lalPublisherReadTimeout,
+			PublisherIdleTimeout: s.publisherIdleTimeout(),
+			Refuse:               refusedConn,
 		}
-		s.goServe("rtmp.addr", func() error { return s.rtmpServer.Serve(s.rtmpLn) })
+	}
+	if s.rtmpLn != nil {
+		ln := s.countedListener(s.rtmpLn)
+		s.goServe("rtmp.addr", func() error { return s.rtmpServer.Serve(ln) })
 		s.log.Info("rtmp listening", zap.String("addr", s.rtmpLn.Addr().String()))
+	}
+	if s.rtmpsLn != nil {
+		// TLS outermost: connections are counted (and refused) as TCP.
+		ln := tls.NewListener(s.countedListener(s.rtmpsLn), s.rtmpsTLS)
+		s.goServe("rtmp.rtmps_addr", func() error { return s.rtmpServer.Serve(ln) })
+		s.log.Info("rtmps listening", zap.String("addr", s.rtmpsLn.Addr().String()))
 	}
 	for _, hl := range s.httpLns {
 		hl := hl
-		s.goServe(hl.key, func() error { return hl.server.Serve(hl.ln) })
+		ln := s.prepareHTTP(hl)
+		if hl.tlsConfig != nil {
+			// Outermost, so that http.Server sees *tls.Conn (r.TLS).
+			ln = tls.NewListener(ln, hl.tlsConfig)
+		}
+		s.goServe(hl.key, func() error { return hl.server.Serve(ln) })
 		s.log.Info("http listening", zap.String("key", hl.key), zap.String("addr", hl.ln.Addr().String()))
 	}
 	s.sendUpdate()
@@ -265,7 +301,6 @@ func (s *Server) listen() error {
 	// FLV and TS share one handler per address, told apart by suffix (as lal).
 	routes := map[string]map[string]http.Handler{} // addr -> suffix -> handler
 	keys := map[string]string{}
-	patternOf := map[string]string{httpflv.Suffix: cfg.HTTPFLV.URLPattern, tsSuffix: cfg.HTTPTS.URLPattern}
 	add := func(key, addr, suffix string, h http.Handler) {
 		if routes[addr] == nil {
 			routes[addr] = map[string]http.Handler{}
@@ -274,48 +309,13 @@ func (s *Server) listen() error {
 		routes[addr][suffix] = h
 	}
 	if cfg.HTTPFLV.Enable {
-		add("httpflv.http_listen_addr", cfg.HTTPFLV.HTTPListenAddr, httpflv.Suffix, &httpstream.Handler{
-			Suffix:       httpflv.Suffix,
-			ContentType:  httpflv.ContentType,
-			Start:        httpflv.Start,
-			Subscribe:    s.subscriber(ProtocolHTTPFLV, s.formatFLV),
-			NewSessionID: func() string { return sessionid.Next(sessionid.FLVSub) },
-			Logger:       s.log,
-			WriteTimeout: s.groups.WriteTimeout(),
-			ServerName:   "sluice/" + Version,
-		})
+		add("httpflv.http_listen_addr", cfg.HTTPFLV.HTTPListenAddr, httpflv.Suffix, s.flvHandler())
 	}
 	if cfg.HTTPTS.Enable {
-		add("httpts.http_listen_addr", cfg.HTTPTS.HTTPListenAddr, tsSuffix, &httpstream.Handler{
-			Suffix:       tsSuffix,
-			ContentType:  tsContentType,
-			Subscribe:    s.subscriber(ProtocolHTTPTS, s.formatTS),
-			NewSessionID: func() string { return sessionid.Next(sessionid.TSSub) },
-			Logger:       s.log,
-			WriteTimeout: s.groups.WriteTimeout(),
-			ServerName:   "sluice/" + Version,
-		})
+		add("httpts.http_listen_addr", cfg.HTTPTS.HTTPListenAddr, tsSuffix, s.tsHandler())
 	}
 	for _, addr := range sortedKeys(routes) {
-		mux := http.NewServeMux()
-		// A request is routed by its longest matching pattern; that route
-		// serves every format whose own pattern also covers the path.
-		registered := map[string]bool{}
-		for _, pat := range patternOf {
-			if registered[pat] {
-				continue
-			}
-			registered[pat] = true
-			hs := map[string]http.Handler{}
-			for suffix, h := range routes[addr] {
-				if strings.HasPrefix(pat, patternOf[suffix]) {
-					hs[suffix] = h
-				}
-			}
-			if len(hs) > 0 {
-				mux.Handle(pat, s.tracked(routeBySuffix(hs)))
-			}
-		}
+		mux := s.streamMux(routes[addr])
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return &ListenError{Key: keys[addr], Addr: addr, Err: err}
@@ -345,6 +345,58 @@ func (s *Server) tracked(h http.Handler) http.Handler {
 	})
 }
 
+// flvHandler serves HTTP-FLV and WebSocket-FLV subscribers.
+func (s *Server) flvHandler() http.Handler {
+	return &httpstream.Handler{
+		Suffix:       httpflv.Suffix,
+		ContentType:  httpflv.ContentType,
+		Start:        httpflv.Start,
+		Subscribe:    s.subscriber(ProtocolHTTPFLV, s.formatFLV),
+		NewSessionID: func() string { return sessionid.Next(sessionid.FLVSub) },
+		Logger:       s.log,
+		WriteTimeout: s.groups.WriteTimeout(),
+		ServerName:   "sluice/" + Version,
+	}
+}
+
+// tsHandler serves HTTP-TS and WebSocket-TS subscribers.
+func (s *Server) tsHandler() http.Handler {
+	return &httpstream.Handler{
+		Suffix:       tsSuffix,
+		ContentType:  tsContentType,
+		Subscribe:    s.subscriber(ProtocolHTTPTS, s.formatTS),
+		NewSessionID: func() string { return sessionid.Next(sessionid.TSSub) },
+		Logger:       s.log,
+		WriteTimeout: s.groups.WriteTimeout(),
+		ServerName:   "sluice/" + Version,
+	}
+}
+
+// streamMux routes the stream requests of one listener to handlers, by
+// suffix. A request is routed by its longest matching URL pattern; that
+// route serves every format whose own pattern also covers the path.
+func (s *Server) streamMux(handlers map[string]http.Handler) *http.ServeMux {
+	patternOf := map[string]string{httpflv.Suffix: s.cfg.HTTPFLV.URLPattern, tsSuffix: s.cfg.HTTPTS.URLPattern}
+	mux := http.NewServeMux()
+	registered := map[string]bool{}
+	for _, pat := range patternOf {
+		if registered[pat] {
+			continue
+		}
+		registered[pat] = true
+		hs := map[string]http.Handler{}
+		for suffix, h := range handlers {
+			if strings.HasPrefix(pat, patternOf[suffix]) {
+				hs[suffix] = h
+			}
+		}
+		if len(hs) > 0 {
+			mux.Handle(pat, s.tracked(routeBySuffix(hs)))
+		}
+	}
+	return mux
+}
+
 // routeBySuffix sends each request to the handler of its path's suffix, and
 // answers 404 to any other path.
 func routeBySuffix(handlers map[string]http.Handler) http.Handler {
@@ -362,6 +414,9 @@ func routeBySuffix(handlers map[string]http.Handler) http.Handler {
 func (s *Server) closeListeners() {
 	if s.rtmpLn != nil {
 		s.rtmpLn.Close()
+	}
+	if s.rtmpsLn != nil {
+		s.rtmpsLn.Close()
 	}
 	for _, hl := range s.httpLns {
 		hl.ln.Close()
@@ -391,7 +446,7 @@ func (s *Server) httpAddr(enabled bool, configured string) string {
 		return ""
 	}
 	for _, hl := range s.httpLns {
-		if hl.configured == configured && hl.key != "http_api.addr" {
+		if hl.configured == configured && hl.key != "http_api.addr" && hl.tlsConfig == nil {
 			return hl.ln.Addr().String()
 		}
 	}
@@ -447,7 +502,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closeAllSessions()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		s.groups.WaitPush() // push delivery goroutines end with their last subscriber
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():

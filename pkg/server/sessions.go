@@ -39,6 +39,9 @@ func (h *rtmpHandler) OnPublish(sess *rtmp.ServerSession) (rtmp.Publisher, error
 		return nil, &rtmp.StatusError{Code: "NetStream.Publish.Unauthorized", Err: err}
 	}
 	pub, err := h.s.groups.Publish(info)
+	if r := h.s.streamRefusal(err, info); r != nil {
+		return nil, &rtmp.StatusError{Code: "NetStream.Publish.Rejected", Err: r}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +54,14 @@ func (h *rtmpHandler) OnPlay(sess *rtmp.ServerSession) (rtmp.Subscription, error
 	if err := h.s.authorize(context.Background(), auth.Play, info); err != nil {
 		return nil, &rtmp.StatusError{Code: "NetStream.Play.Failed", Err: err}
 	}
-	return h.s.groups.Subscribe(info, h.s.formatRTMP), nil
+	sub, err := h.s.groups.TrySubscribe(info, h.s.formatRTMP)
+	if r := h.s.streamRefusal(err, info); r != nil {
+		return nil, &rtmp.StatusError{Code: "NetStream.Play.Failed", Err: r}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sub, nil
 }
 
 // subscriber returns the Subscribe function of an HTTP stream handler.
@@ -73,6 +83,13 @@ func (s *Server) subscriber(protocol string, f group.Format) func(*httpstream.Se
 		if err := s.authorize(context.Background(), auth.Play, info); err != nil {
 			return nil, err
 		}
-		return s.groups.Subscribe(info, f), nil
+		sub, err := s.groups.TrySubscribe(info, f)
+		if r := s.streamRefusal(err, info); r != nil {
+			return nil, r // 503 with Retry-After
+		}
+		if err != nil {
+			return nil, err
+		}
+		return sub, nil
 	}
 }
