@@ -74,7 +74,7 @@ type ChunkReader struct {
 	r         io.Reader
 	lim       ReaderLimits
 	chunkSize uint32
-	low       [64]*chunkStream // csid 2..63
+	low       []*chunkStream // csid 2..63, grown to the highest one used (players use a few)
 	high      map[uint32]*chunkStream
 	nstreams  int
 	scratch   [16]byte
@@ -106,7 +106,9 @@ func (r *ChunkReader) SetReader(rd io.Reader) { r.r = rd }
 func (r *ChunkReader) stream(csid uint32) (*chunkStream, error) {
 	var cs *chunkStream
 	if csid < 64 {
-		cs = r.low[csid]
+		if int(csid) < len(r.low) {
+			cs = r.low[csid]
+		}
 	} else {
 		cs = r.high[csid]
 	}
@@ -118,6 +120,9 @@ func (r *ChunkReader) stream(csid uint32) (*chunkStream, error) {
 	}
 	cs = &chunkStream{csid: csid}
 	if csid < 64 {
+		if int(csid) >= len(r.low) {
+			r.low = append(r.low, make([]*chunkStream, int(csid)+1-len(r.low))...)
+		}
 		r.low[csid] = cs
 	} else {
 		if r.high == nil {
@@ -132,7 +137,10 @@ func (r *ChunkReader) stream(csid uint32) (*chunkStream, error) {
 // lookup returns the state of csid if it exists.
 func (r *ChunkReader) lookup(csid uint32) *chunkStream {
 	if csid < 64 {
-		return r.low[csid]
+		if int(csid) < len(r.low) {
+			return r.low[csid]
+		}
+		return nil
 	}
 	return r.high[csid]
 }

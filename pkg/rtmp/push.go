@@ -97,11 +97,11 @@ func (p *pusher) flush(locked bool) {
 
 // end is the group ending the subscription (ErrTooSlow).
 func (p *pusher) end(err error) {
-	p.s.log.Info("rtmp subscription ended", zap.Error(err))
+	p.s.logger().Info("rtmp subscription ended", zap.Error(err))
 	p.s.Close()
 }
 
 func (p *pusher) fail(err error) {
-	p.s.log.Info("rtmp write failed", zap.Error(err))
+	p.s.logger().Info("rtmp write failed", zap.Error(err))
 	p.s.Close()
 }

@@ -46,7 +46,6 @@ type ServerSession struct {
 	br        *bufio.Reader
 	id        string
 	startTime time.Time
-	log       *zap.Logger
 
 	// Set by connect.
 	app, tcURL, flashVer string
@@ -94,9 +93,15 @@ func newServerSession(srv *Server, c net.Conn) *ServerSession {
 		startTime: time.Now(),
 		baseType:  "PUBSUB",
 	}
-	s.log = srv.logger().With(zap.String("session_id", id), zap.String("stream_name", ""),
-		zap.String("remote_addr", s.RemoteAddr()))
 	return s
+}
+
+// logger returns a logger with the session's fields. It is made at each
+// call rather than kept: log lines are few per session, and a kept logger
+// (its encoder buffer) is a kilobyte per idle player.
+func (s *ServerSession) logger() *zap.Logger {
+	return s.srv.logger().With(zap.String("session_id", s.id), zap.String("stream_name", s.streamName),
+		zap.String("remote_addr", s.RemoteAddr()))
 }
 
 // ID returns the session id, e.g. RTMPPUBSUB1.
@@ -192,9 +197,9 @@ func (s *ServerSession) end(err error) {
 	}
 	switch {
 	case err == nil, errors.Is(err, errStop), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		s.log.Info("rtmp session closed", zap.Uint64("read_bytes", s.ReadBytes()), zap.Uint64("wrote_bytes", s.WrittenBytes()))
+		s.logger().Info("rtmp session closed", zap.Uint64("read_bytes", s.ReadBytes()), zap.Uint64("wrote_bytes", s.WrittenBytes()))
 	default:
-		s.log.Info("rtmp session closed", zap.Error(err), zap.Uint64("read_bytes", s.ReadBytes()), zap.Uint64("wrote_bytes", s.WrittenBytes()))
+		s.logger().Info("rtmp session closed", zap.Error(err), zap.Uint64("read_bytes", s.ReadBytes()), zap.Uint64("wrote_bytes", s.WrittenBytes()))
 	}
 }
 
@@ -322,7 +327,7 @@ func (s *ServerSession) handleMessage(msg *Message) error {
 			return s.handleMedia(typeID, ts, body)
 		})
 	}
-	s.log.Debug("rtmp message ignored", zap.Uint8("type_id", msg.TypeID))
+	s.logger().Debug("rtmp message ignored", zap.Uint8("type_id", msg.TypeID))
 	return nil
 }
 
@@ -335,7 +340,7 @@ func (s *ServerSession) handleMedia(typeID uint8, ts uint32, payload []byte) err
 		switch name {
 		case "@setDataFrame", "onMetaData":
 		default:
-			s.log.Debug("rtmp data message ignored", zap.Any("name", name))
+			s.logger().Debug("rtmp data message ignored", zap.Any("name", name))
 			return nil
 		}
 	}
@@ -348,7 +353,7 @@ func (s *ServerSession) handleMedia(typeID uint8, ts uint32, payload []byte) err
 	switch typeID {
 	case TypeAudio, TypeVideo, TypeDataAMF0:
 	default:
-		s.log.Debug("rtmp aggregate sub-message ignored", zap.Uint8("type_id", typeID))
+		s.logger().Debug("rtmp aggregate sub-message ignored", zap.Uint8("type_id", typeID))
 		return nil
 	}
 	pkt, err := packetFromMessage(typeID, ts, payload)
@@ -393,7 +398,7 @@ func (s *ServerSession) handleCommand(payload []byte) error {
 	case "releaseStream", "FCPublish", "FCUnpublish", "getStreamLength", "FCSubscribe", "_checkbw":
 		return nil
 	}
-	s.log.Debug("rtmp command ignored", zap.String("command", name))
+	s.logger().Debug("rtmp command ignored", zap.String("command", name))
 	return nil
 }
 
@@ -449,7 +454,7 @@ func (s *ServerSession) onConnect(txn float64, args []any) error {
 // rejectConnect answers connect with _error NetConnection.Connect.Rejected
 // and ends the session.
 func (s *ServerSession) rejectConnect(txn float64, reason error) error {
-	s.log.Info("rtmp connect rejected", zap.String("app", s.app), zap.Error(reason))
+	s.logger().Info("rtmp connect rejected", zap.String("app", s.app), zap.Error(reason))
 	// The _error is chunked at OutChunkSize: say so first.
 	if err := s.writeControl(func(b []byte) []byte { return AppendSetChunkSize(b, OutChunkSize) }); err != nil {
 		return err
@@ -489,8 +494,6 @@ func (s *ServerSession) setName(args []any) error {
 	if s.streamName == "" {
 		return errors.New("rtmp: empty stream name")
 	}
-	s.log = s.srv.logger().With(zap.String("session_id", s.id), zap.String("stream_name", s.streamName),
-		zap.String("remote_addr", s.RemoteAddr()))
 	return nil
 }
 
@@ -505,7 +508,7 @@ func (s *ServerSession) onPublish(args []any) error {
 		pub, err = s.srv.Handler.OnPublish(s)
 	}
 	if err != nil {
-		s.log.Warn("rtmp publish refused", zap.Error(err))
+		s.logger().Warn("rtmp publish refused", zap.Error(err))
 		code := "NetStream.Publish.BadName"
 		var se *StatusError
 		if errors.As(err, &se) {
@@ -516,7 +519,7 @@ func (s *ServerSession) onPublish(args []any) error {
 	}
 	s.publisher = pub
 	s.lastMedia = time.Now()
-	s.log.Info("rtmp publish started", zap.String("url", s.URL()))
+	s.logger().Info("rtmp publish started", zap.String("url", s.URL()))
 	return s.writeStatus("status", "NetStream.Publish.Start", "Start publishing")
 }
 
@@ -531,7 +534,7 @@ func (s *ServerSession) onPlay(args []any) error {
 		sub, err = s.srv.Handler.OnPlay(s)
 	}
 	if err != nil {
-		s.log.Warn("rtmp play refused", zap.Error(err))
+		s.logger().Warn("rtmp play refused", zap.Error(err))
 		code := "NetStream.Play.Failed"
 		var se *StatusError
 		if errors.As(err, &se) {
@@ -561,7 +564,7 @@ func (s *ServerSession) onPlay(args []any) error {
 	} else {
 		go s.writeLoop()
 	}
-	s.log.Info("rtmp play started", zap.String("url", s.URL()))
+	s.logger().Info("rtmp play started", zap.String("url", s.URL()))
 	return nil
 }
 
@@ -575,7 +578,7 @@ func (s *ServerSession) writeLoop() {
 		var err error
 		bufs, err = s.sub.Next(bufs[:0])
 		if err != nil {
-			s.log.Debug("rtmp subscription ended", zap.Error(err))
+			s.logger().Debug("rtmp subscription ended", zap.Error(err))
 			s.Close()
 			return
 		}
@@ -586,7 +589,7 @@ func (s *ServerSession) writeLoop() {
 		s.writeMu.Unlock()
 		clear(bufs)
 		if err != nil {
-			s.log.Info("rtmp write failed", zap.Error(err))
+			s.logger().Info("rtmp write failed", zap.Error(err))
 			s.Close()
 			return
 		}
