@@ -358,20 +358,7 @@ func TestSubscriberBehindTooLongIsEnded(t *testing.T) {
 		WriteTimeout: 20 * time.Millisecond,
 	})
 	pub, _ := m.Publish(info("P1", "s"))
-	stop := make(chan struct{})
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Microsecond):
-				pub.WritePacket(audio(int64(i)))
-			}
-		}
-	}()
-	defer func() { close(stop); <-published; pub.Close() }()
+	defer feedAudio(pub)()
 	s := m.Subscribe(info("S", "s"), 0)
 	defer s.Close()
 	var err error
@@ -512,4 +499,23 @@ func TestAudioWakeCoalesced(t *testing.T) {
 			t.Fatalf("audio frame %d of an audio-only stream did not wake", i)
 		}
 	}
+}
+
+// feedAudio publishes an audio frame every 200 µs, a stream faster than a
+// slow reader; the returned function stops it and closes the publisher.
+func feedAudio(pub *Publisher) (stop func()) {
+	done := make(chan struct{})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(200 * time.Microsecond):
+				pub.WritePacket(audio(int64(i)))
+			}
+		}
+	}()
+	return func() { close(done); <-published; pub.Close() }
 }

@@ -178,20 +178,7 @@ func TestPushTooSlowEnded(t *testing.T) {
 		Observer:     rec,
 	})
 	pub, _ := m.Publish(info("P1", "s"))
-	stop := make(chan struct{})
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Microsecond):
-				pub.WritePacket(audio(int64(i)))
-			}
-		}
-	}()
-	defer func() { close(stop); <-published; pub.Close() }()
+	defer feedAudio(pub)()
 	s, k := pushSub(m, "S1")
 	k.setFull(true)
 	// The sink drains what it kept every 3 ms and is full again at once: a

@@ -31,42 +31,12 @@ var errClientLeft = errors.New("client closed the connection or sent data")
 
 // pusher is the sink of one push subscriber (see group.Sub.Push).
 type pusher struct {
+	netx.Pusher
 	h       *Handler
 	s       *Session
 	sub     Pushable
-	w       *netx.Writer
-	timeout time.Duration
-	kept    [][]byte // what the socket did not take; written by flush
 	watchID uint64
 	endOnce sync.Once
-}
-
-// Deliver writes what the socket takes now; the rest is written by a
-// goroutine that waits for room.
-func (p *pusher) Deliver(bufs [][]byte) bool {
-	n, err := p.w.TryWrite(bufs)
-	p.s.conn.AddWritten(n)
-	if err != nil {
-		p.end(err)
-		return true
-	}
-	if n == netx.Buffered(bufs) {
-		return true
-	}
-	p.kept = netx.Rest(p.kept[:0], bufs, n)
-	go p.flush()
-	return false
-}
-
-func (p *pusher) flush() {
-	n, err := p.w.WriteAll(p.kept, time.Now().Add(p.timeout))
-	p.s.conn.AddWritten(n)
-	p.kept = nil
-	if err != nil {
-		p.end(err)
-		return
-	}
-	p.sub.Resume()
 }
 
 // End is the group ending the subscription.
@@ -103,7 +73,8 @@ func (h *Handler) servePush(s *Session, sub Subscription, pending int) bool {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	p := &pusher{h: h, s: s, sub: ps, w: w, timeout: timeout}
+	p := &pusher{h: h, s: s, sub: ps}
+	p.Pusher = netx.Pusher{W: w, Timeout: timeout, Written: s.conn.AddWritten, Resume: ps.Resume, Fail: p.end}
 	head := []byte(h.responseHead("", false))
 	if h.Start != nil {
 		head = append(head, h.Start(sub)...)
@@ -135,7 +106,7 @@ func (h *Handler) register(p *pusher) error {
 		}
 		h.watcher = w
 	}
-	id, err := h.watcher.Add(p.w, func() { go p.end(errClientLeft) })
+	id, err := h.watcher.Add(p.W, func() { go p.end(errClientLeft) })
 	if err != nil {
 		return err
 	}
@@ -151,7 +122,7 @@ func (h *Handler) unregister(p *pusher) {
 	if p.watchID == 0 || h.watcher == nil {
 		return
 	}
-	h.watcher.Remove(p.w, p.watchID)
+	h.watcher.Remove(p.W, p.watchID)
 	p.watchID = 0
 	h.pushCount--
 	if h.pushCount == 0 {

@@ -7,6 +7,8 @@ package netx
 import (
 	"errors"
 	"net"
+	"sync"
+	"time"
 )
 
 // ErrUnsupported is returned by New for connections that cannot be written
@@ -57,3 +59,75 @@ func tcpConn(c net.Conn) (*net.TCPConn, bool) {
 	}
 	return nil, false
 }
+
+// Pusher is the sink of one connection in push delivery (group.Sub.Push):
+// Deliver writes what the socket takes now, and when the socket is full a
+// goroutine writes the rest, waiting for room, then calls Resume. Only the
+// slice headers of the rest are kept; the bytes are the caller's shared,
+// immutable ones.
+type Pusher struct {
+	W       *Writer
+	Timeout time.Duration // bound of the wait for room
+	// Mu, when set, is held around every write: the connection's other
+	// writers (control messages) take it too, so that no message is cut.
+	// A full socket keeps it until the rest is written.
+	Mu      *sync.Mutex
+	Written func(n int)     // counts the bytes written
+	Resume  func()          // the rest is written: deliver again
+	Fail    func(err error) // a write failed: end the session
+
+	kept    [][]byte
+	flushes sync.WaitGroup
+}
+
+// Deliver writes bufs without waiting; it reports whether all of it went
+// (false: the rest is being written, do not deliver until Resume).
+func (p *Pusher) Deliver(bufs [][]byte) bool {
+	if p.Mu != nil && !p.Mu.TryLock() {
+		// Another writer has the connection: all of it waits for it.
+		p.keep(bufs, 0, false)
+		return false
+	}
+	n, err := p.W.TryWrite(bufs)
+	p.Written(n)
+	if err != nil || n == Buffered(bufs) {
+		if p.Mu != nil {
+			p.Mu.Unlock()
+		}
+		if err != nil {
+			p.Fail(err)
+		}
+		return true
+	}
+	p.keep(bufs, n, true)
+	return false
+}
+
+// keep hands the rest of bufs after n bytes to a flush goroutine; locked
+// says whether Mu is held already (handed over to the flush).
+func (p *Pusher) keep(bufs [][]byte, n int, locked bool) {
+	p.kept = Rest(p.kept[:0], bufs, n)
+	p.flushes.Add(1)
+	go p.flush(locked)
+}
+
+func (p *Pusher) flush(locked bool) {
+	defer p.flushes.Done()
+	if p.Mu != nil && !locked {
+		p.Mu.Lock()
+	}
+	n, err := p.W.WriteAll(p.kept, time.Now().Add(p.Timeout))
+	if p.Mu != nil {
+		p.Mu.Unlock()
+	}
+	p.Written(n)
+	p.kept = nil
+	if err != nil {
+		p.Fail(err)
+		return
+	}
+	p.Resume()
+}
+
+// Wait waits for a flush goroutine that is running.
+func (p *Pusher) Wait() { p.flushes.Wait() }

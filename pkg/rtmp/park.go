@@ -52,7 +52,7 @@ func (s *ServerSession) park() (bool, error) {
 		return false, net.ErrClosed
 	}
 	s.parked = true
-	id, err := w.Add(s.push.w, func() { go s.resume() })
+	id, err := w.Add(s.push.W, func() { go s.resume() })
 	if err != nil {
 		s.parked = false
 		return false, nil
@@ -71,7 +71,7 @@ func (s *ServerSession) park() (bool, error) {
 // maybe srv.mu: it must not take srv.mu).
 func (s *ServerSession) unwatchLocked() {
 	s.parked = false
-	s.watch.Remove(s.push.w, s.watchID)
+	s.watch.Remove(s.push.W, s.watchID)
 }
 
 // resume is the watcher waking a parked session: it reads what the player

@@ -64,7 +64,7 @@ type ServerSession struct {
 	lastMedia time.Time // when the publisher last sent audio or video
 	sub       Subscription
 	subDone   chan struct{}
-	push      *pusher // set when the subscription is served in push mode
+	push      *netx.Pusher // set when the subscription is served in push mode (push.go)
 
 	closeOnce sync.Once
 
@@ -190,7 +190,7 @@ func (s *ServerSession) end(err error) {
 		<-s.subDone
 	}
 	if s.push != nil {
-		s.push.flushes.Wait()
+		s.push.Wait()
 	}
 	if ch, ok := s.srv.Handler.(CloseHandler); ok {
 		ch.OnClose(s)
