@@ -35,7 +35,8 @@ type pusher struct {
 	h       *Handler
 	s       *Session
 	sub     Pushable
-	watchID uint64
+	watchID uint64 // h.pushMu
+	ended   bool   // h.pushMu: unregister ran; register must not watch
 	endOnce sync.Once
 }
 
@@ -86,11 +87,19 @@ func (h *Handler) servePush(s *Session, sub Subscription, pending int) bool {
 		p.end(err)
 		return true
 	}
+	// Stored before the watch: a Session.Close from now on ends p, and an
+	// end that runs before register makes register refuse. (Closing the
+	// descriptor alone would leave the watch without an event, and the
+	// watcher running.)
+	s.push.Store(p)
 	if err := h.register(p); err != nil {
+		if errors.Is(err, errSessionClosed) {
+			return true
+		}
+		s.push.Store(nil)
 		h.logger().Warn("cannot watch the connection: serving with a goroutine", zap.Error(err))
 		return false
 	}
-	s.push.Store(p)
 	ps.Push(p.Deliver, p.End)
 	return true
 }
@@ -99,6 +108,9 @@ func (h *Handler) servePush(s *Session, sub Subscription, pending int) bool {
 func (h *Handler) register(p *pusher) error {
 	h.pushMu.Lock()
 	defer h.pushMu.Unlock()
+	if p.ended {
+		return errSessionClosed
+	}
 	if h.watcher == nil {
 		w, err := netx.NewWatcher()
 		if err != nil {
@@ -108,6 +120,12 @@ func (h *Handler) register(p *pusher) error {
 	}
 	id, err := h.watcher.Add(p.W, func() { go p.end(errClientLeft) })
 	if err != nil {
+		// E.g. the connection was closed meanwhile. The watcher stops with
+		// the last push session: if there is none, now.
+		if h.pushCount == 0 {
+			h.watcher.Close()
+			h.watcher = nil
+		}
 		return err
 	}
 	p.watchID = id
@@ -119,6 +137,7 @@ func (h *Handler) register(p *pusher) error {
 func (h *Handler) unregister(p *pusher) {
 	h.pushMu.Lock()
 	defer h.pushMu.Unlock()
+	p.ended = true
 	if p.watchID == 0 || h.watcher == nil {
 		return
 	}

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"sluice/pkg/av"
 	"sluice/pkg/group"
+	"sluice/pkg/netx"
 )
 
 // rawMuxer encodes a packet as its payload: the bytes a client gets are
@@ -211,4 +213,88 @@ func TestPushSlowClientTimesOut(t *testing.T) {
 	}
 	fastConn.Close()
 	<-done
+}
+
+// TestPushCloseRacesStart: a session closed (kicked, shut down) while it is
+// being handed to the group ends, whatever the moment, and the handler's
+// watcher stops with the last push session. A close that landed between
+// the watch and the hand-over used to leave the watch, and the watcher's
+// goroutine, behind.
+func TestPushCloseRacesStart(t *testing.T) {
+	h := newPushHarness(t, 10*time.Second)
+	h.write(100, true)
+	subscribe := h.handler.Subscribe
+	var n atomic.Int64
+	h.handler.Subscribe = func(s *Session) (Subscription, error) {
+		sub, err := subscribe(s)
+		<-h.subs
+		delay := time.Duration(n.Add(1)%40) * 5 * time.Microsecond
+		go func() {
+			time.Sleep(delay)
+			s.Close()
+		}()
+		return sub, err
+	}
+	for i := 0; i < 300; i++ {
+		c, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /live/s.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("connection %d not closed by the server: %v", i, err)
+		}
+		c.Close()
+	}
+	waitGroupSubs(t, h.m, 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.handler.pushMu.Lock()
+		running := h.handler.watcher != nil
+		count := h.handler.pushCount
+		h.handler.pushMu.Unlock()
+		if !running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watcher still running with %d push sessions registered", count)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPushRegisterClosedConn: a connection closed before it could be
+// watched (a kick during the response head) is refused by register, and
+// the watcher register started for it stops: it used to run on with no
+// session to end it.
+func TestPushRegisterClosedConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	w, err := netx.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	h := &Handler{}
+	if err := h.register(&pusher{Pusher: netx.Pusher{W: w}}); err == nil {
+		t.Fatal("register watched a closed connection")
+	}
+	h.pushMu.Lock()
+	defer h.pushMu.Unlock()
+	if h.watcher != nil || h.pushCount != 0 {
+		t.Fatalf("after a refused register: watcher running %v, %d registered", h.watcher != nil, h.pushCount)
+	}
 }
