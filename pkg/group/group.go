@@ -625,7 +625,11 @@ const maxBatch = 128
 // Next appends to dst the encoded bytes of the frames the subscriber has not
 // had yet, waiting until there is at least one. It returns ErrClosed after
 // Close and ErrTooSlow when the subscriber stayed behind too long.
-func (s *Sub) Next(dst [][]byte) ([][]byte, error) {
+func (s *Sub) Next(dst [][]byte) ([][]byte, error) { return s.NextUntil(dst, nil) }
+
+// NextUntil is Next, giving up (with dst unchanged and a nil error) when
+// stop is closed first.
+func (s *Sub) NextUntil(dst [][]byte, stop <-chan struct{}) ([][]byte, error) {
 	g := s.g
 	for {
 		// The read lock: only this subscriber's reader moves its cursor;
@@ -643,6 +647,8 @@ func (s *Sub) Next(dst [][]byte) ([][]byte, error) {
 		case <-wake:
 		case <-s.done:
 			return dst, ErrClosed
+		case <-stop:
+			return dst, nil
 		}
 	}
 }

@@ -59,6 +59,13 @@ type outputTrack struct {
 	haveNext bool
 	// vp is the video track's NAL unit handling.
 	vp *videoParams
+	// Direct play (direct.go): the media's index in the description, the
+	// packets and payload octets sent (RTCP sender reports), and when the
+	// next report is due.
+	idx             int
+	packets, octets uint32
+	srDue           bool
+	lastSR          time.Time
 }
 
 // rtpTime converts a time in ms to the track's clock, making consecutive

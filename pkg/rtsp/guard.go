@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
@@ -397,6 +398,54 @@ type guardConn struct {
 	headDeadline time.Time // the end of the current request head's time; zero outside a head
 	headsSeen    int       // scanner.heads when headDeadline was set
 	firstDone    bool      // the first request head is complete
+
+	// wmu orders the writers of the connection: gortsplib's responses and
+	// direct play's media (direct.go). after runs once after the next
+	// Write, wmu still held.
+	wmu   sync.Mutex
+	after func()
+	// wdl is the write deadline gortsplib asked for (unix ns, 0: none),
+	// applied around its writes only: direct play writes without one.
+	wdl atomic.Int64
+}
+
+// SetWriteDeadline sets the deadline of gortsplib's writes (see wdl).
+func (c *guardConn) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	c.wdl.Store(ns)
+	return nil
+}
+
+// TransparentConn lets netx write to the TCP socket underneath.
+func (c *guardConn) TransparentConn() net.Conn { return c.Conn }
+
+// Write writes b whole, never cut by the direct writes.
+func (c *guardConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if ns := c.wdl.Load(); ns != 0 {
+		c.Conn.SetWriteDeadline(time.Unix(0, ns))
+		defer c.Conn.SetWriteDeadline(time.Time{})
+	}
+	n, err := c.Conn.Write(b)
+	if f := c.after; f != nil {
+		c.after = nil
+		if err == nil {
+			f()
+		}
+	}
+	return n, err
+}
+
+// afterNextWrite makes f run right after the next Write (the response
+// being answered), before any other write.
+func (c *guardConn) afterNextWrite(f func()) {
+	c.wmu.Lock()
+	c.after = f
+	c.wmu.Unlock()
 }
 
 // Close closes the connection and releases its admission, once.
@@ -421,9 +470,7 @@ func (c *guardConn) SetReadDeadline(t time.Time) error {
 
 // SetDeadline sets both deadlines, the read one as SetReadDeadline does.
 func (c *guardConn) SetDeadline(t time.Time) error {
-	if err := c.Conn.SetWriteDeadline(t); err != nil {
-		return err
-	}
+	c.SetWriteDeadline(t)
 	return c.SetReadDeadline(t)
 }
 
@@ -544,8 +591,10 @@ func (c *guardConn) answer(m *Malformed) {
 		b.WriteString("CSeq: " + m.CSeq + "\r\n")
 	}
 	b.WriteString("Server: " + c.l.serverName + "\r\nConnection: close\r\n\r\n")
+	c.wmu.Lock()
 	c.Conn.SetWriteDeadline(time.Now().Add(guardWriteWait))
 	c.Conn.Write(b.Bytes())
+	c.wmu.Unlock()
 	if c.l.onBad != nil {
 		c.l.onBad(c.Conn.RemoteAddr().String(), m)
 	}

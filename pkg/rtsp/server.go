@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"sluice/pkg/av"
+	"sluice/pkg/group"
 	"sluice/pkg/sessionid"
 	"sluice/pkg/streamurl"
 )
@@ -139,6 +140,7 @@ type Server struct {
 	tlsLn net.Listener // RTSPS
 	udp   *udpPair
 
+	fan     *group.Manager // direct play (direct.go)
 	mu      sync.Mutex
 	streams map[string]*Stream
 	pubs    map[string]*PubSession // accepted publishers by stream name
@@ -161,6 +163,7 @@ func New(cfg Config) *Server {
 	return &Server{
 		cfg:     cfg,
 		log:     cfg.Logger,
+		fan:     newFan(cfg.WriteTimeout, cfg.Logger),
 		streams: map[string]*Stream{},
 		pubs:    map[string]*PubSession{},
 		closing: make(chan struct{}),
@@ -254,6 +257,7 @@ func (s *Server) Close() {
 	if s.rs != nil {
 		s.rs.Close()
 	}
+	s.fan.WaitPush()
 	s.bg.Wait()
 }
 
@@ -328,6 +332,8 @@ type connState struct {
 	mu   sync.Mutex
 	sub  *SubSession // made at DESCRIBE, not yet owned by an RTSP session
 	play *playWaiter // PLAY being answered
+	// Direct play (direct.go) of the SETUP or PLAY being answered.
+	setup, direct *directPlay
 	// Predictions made in OnRequest about gortsplib's answer.
 	invalidState bool // the method is not valid in the session's state (400 → 455)
 	noSession    bool // the method needs a session and names none (501 → 454)
@@ -414,12 +420,18 @@ func (h *handler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
 		res.StatusCode, res.StatusMessage = base.StatusSessionNotFound, ""
 	}
 	cs.invalidState, cs.noSession = false, false
-	play := cs.play
-	cs.play = nil
+	play, setup, direct := cs.play, cs.setup, cs.direct
+	cs.play, cs.setup, cs.direct = nil, nil, nil
 	cs.mu.Unlock()
 	res.Header["Server"] = base.HeaderValue{h.s.cfg.ServerName}
 	if play != nil {
 		play.activate()
+	}
+	if setup != nil {
+		setup.setupAnswered(res)
+	}
+	if direct != nil {
+		direct.answerPlay(res)
 	}
 }
 
@@ -601,15 +613,48 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		return status(base.StatusNotFound), nil, nil
 	}
 	g, _ := st.current()
-	if g == nil || (ctx.Session.Stream() != nil && ctx.Session.Stream() != g.stream) {
+	cur := ctx.Session.Stream()
+	if g == nil || (cur != nil && cur != g.stream && (cur != g.shadow || g.shadow == nil)) {
 		return status(base.StatusNotFound), nil, nil
+	}
+	if cur == nil && sub.direct.Load() == nil {
+		if d := directEligible(ctx, sub, g, h.s.cfg.WriteTimeout); d != nil {
+			sub.direct.Store(d)
+		}
+	}
+	if d := sub.direct.Load(); d != nil && d.gen == g && cur != g.stream {
+		if err := d.setup(ctx.Request); err != nil {
+			sub.log.Info("rtsp SETUP refused", zap.Error(err))
+			return status(base.StatusUnsupportedTransport), nil, nil
+		}
+		cs := stateOf(ctx.Conn)
+		cs.mu.Lock()
+		cs.setup = d
+		cs.mu.Unlock()
+		return status(base.StatusOK), g.shadow, nil
 	}
 	return status(base.StatusOK), g.stream, nil
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	sub, _ := ctx.Session.UserData().(*SubSession)
-	if sub == nil || ctx.Session.State() != gortsplib.ServerSessionStatePrePlay || !h.s.cfg.OutWaitKeyFrame {
+	if sub == nil || ctx.Session.State() != gortsplib.ServerSessionStatePrePlay {
+		return status(base.StatusOK), nil
+	}
+	if d := sub.direct.Load(); d != nil && d.gen.shadow != nil && ctx.Session.Stream() == d.gen.shadow {
+		res, err := d.play(h.s.fan)
+		if err != nil {
+			sub.log.Info("rtsp PLAY refused", zap.Error(err))
+			d.close()
+			return res, nil
+		}
+		cs := stateOf(ctx.Conn)
+		cs.mu.Lock()
+		cs.direct = d
+		cs.mu.Unlock()
+		return res, nil
+	}
+	if !h.s.cfg.OutWaitKeyFrame {
 		return status(base.StatusOK), nil
 	}
 	st := h.s.stream(sub.info.StreamName)

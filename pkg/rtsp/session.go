@@ -30,6 +30,9 @@ type session struct {
 	ended  bool
 	final  [2]uint64 // read, written at the end
 	closed atomic.Bool
+	// direct is a player's direct play (direct.go), from its first SETUP
+	// when its connection allows it.
+	direct atomic.Pointer[directPlay]
 }
 
 func newSession(srv *Server, id string, sc *gortsplib.ServerConn, info streamurl.Info) session {
@@ -86,6 +89,9 @@ func (s *session) counters() (read, written uint64) {
 func (s *session) liveCounters() (read, written uint64) {
 	cs := s.conn.Stats()
 	read, written = cs.InboundBytes, cs.OutboundBytes
+	if d := s.direct.Load(); d != nil {
+		written += d.written.Load()
+	}
 	if ss := s.ss.Load(); ss != nil {
 		if tr := ss.Transport(); tr != nil && tr.Protocol != gortsplib.ProtocolTCP {
 			st := ss.Stats()
@@ -170,6 +176,9 @@ type SubSession struct {
 // end removes the player from its stream.
 func (s *SubSession) end(reason error) {
 	s.once.Do(func() {
+		if d := s.direct.Load(); d != nil {
+			d.close()
+		}
 		s.freeze()
 		if s.sub != nil {
 			s.sub.Close()

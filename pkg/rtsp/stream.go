@@ -12,6 +12,7 @@ import (
 
 	"sluice/pkg/av"
 	"sluice/pkg/flv"
+	"sluice/pkg/group"
 )
 
 // Stream limits.
@@ -79,6 +80,17 @@ type generation struct {
 	// presentation time so far.
 	held     []heldVideo
 	audioPTS int64
+
+	// Direct play (direct.go): the shadow stream its players' SETUP and
+	// PLAY name, the fan group its frames go to, and its players.
+	shadow    *gortsplib.ServerStream
+	fanKey    string
+	fanPub    *group.Publisher
+	fanKeyed  bool // the fan has had its first key frame
+	ssrc      [2]uint32
+	dmu       sync.Mutex
+	directs   map[*directPlay]struct{}
+	withdrawn bool
 }
 
 // playWaiter is a PLAY held back until the next key frame.
@@ -209,6 +221,7 @@ func (st *Stream) setGen(g *generation, why string) {
 		close(w.release)
 	}
 	if old != nil {
+		old.withdraw()
 		old.stream.Close()
 		st.log.Info("rtsp description withdrawn", zap.String("reason", why))
 	}
@@ -346,6 +359,9 @@ func (st *Stream) write(g *generation, t *outputTrack, p *av.Packet, ts int64) {
 		return
 	}
 	ntp := t.ntpTime(g.ntpBase, ticks)
+	if g.fanPub != nil {
+		g.fanWrite(t, p, pkts, uint32(ticks), ntp, ts)
+	}
 	for _, rp := range pkts {
 		if err := g.stream.WritePacketRTPWithNTP(t.media, rp, ntp); err != nil {
 			st.log.Debug("rtsp: writing RTP failed", zap.Error(err))
@@ -415,6 +431,7 @@ func (st *Stream) build(ts int64) *generation {
 		return nil
 	}
 	g := &generation{stream: ss, video: video, audio: audio, ntpBase: time.Now().Add(-time.Duration(ts) * time.Millisecond)}
+	st.setupDirect(g, desc)
 	fields := []zap.Field{}
 	for _, m := range desc.Medias {
 		fields = append(fields, zap.String(string(m.Type), formatName(m.Formats[0])))
@@ -450,6 +467,9 @@ func (st *Stream) updateVideo(codec av.Codec, vc *flv.VideoConfig) {
 		g.video.vp.setParams(vc.NALULengthSize, [][]byte{first(vc.VPS), vc.SPS[0], first(vc.PPS)})
 	}
 	g.stream.ReloadDesc()
+	if g.shadow != nil {
+		g.shadow.ReloadDesc()
+	}
 }
 
 func sameSets(a, b *flv.VideoConfig) bool {
