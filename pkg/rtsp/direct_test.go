@@ -385,7 +385,9 @@ func TestDirectPlayEnds(t *testing.T) {
 // capturingHandler admits every player and hands over its session.
 type capturingHandler struct{ subs chan *SubSession }
 
-func (capturingHandler) OnPublish(*PubSession) (Publisher, error) { return testHandler{}.OnPublish(nil) }
+func (capturingHandler) OnPublish(*PubSession) (Publisher, error) {
+	return testHandler{}.OnPublish(nil)
+}
 func (h capturingHandler) OnSubscribe(s *SubSession) (Subscription, error) {
 	h.subs <- s
 	return testSub{}, nil
