@@ -189,8 +189,11 @@ func (s *Server) Start() error {
 		UDPReadBufferSize: udpReadBuffer(),
 		WriteTimeout:      s.cfg.WriteTimeout,
 		ReadTimeout:       s.cfg.PublisherIdleTimeout,
-		WriteQueueSize:    2048,
-		AuthMethods:       methods,
+		// The queue of each player gortsplib writes to (UDP, RTSPS, other
+		// channel maps): a key frame's packets fit. Direct players (TCP)
+		// never use theirs, but gortsplib allocates it for every player.
+		WriteQueueSize: 512,
+		AuthMethods:    methods,
 		Listen: func(network, _ string) (net.Listener, error) {
 			ln, err := s.listen(network)
 			if err != nil {
