@@ -12,8 +12,8 @@ import "sync/atomic"
 // A push subscriber's bytes go to two functions (a sink; func types keep
 // the packages that provide them free of an import of this one):
 //
-// deliver is called from the group's delivery goroutine with the
-// subscriber's pending bytes (shared, read-only; bufs itself is reused
+// deliver is called from the group's delivery goroutine (the first time,
+// from Push's caller) with the subscriber's pending bytes (shared, read-only; bufs itself is reused
 // after the call). It must not block. It returns true when it wrote
 // everything; false when it kept the rest (the slice headers) to write
 // later, and then deliver is not called again until the sink calls
@@ -39,16 +39,47 @@ type pushState struct {
 func (s *Sub) Push(deliver func(bufs [][]byte) bool, end func(err error)) {
 	g := s.g
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	select {
 	case <-s.done:
+		g.mu.Unlock()
 		return // closed meanwhile
 	default:
 	}
 	if s.push != nil {
+		g.mu.Unlock()
 		panic("group: Sub.Push called twice")
 	}
-	s.push = &pushState{deliver: deliver, end: end}
+	p := &pushState{deliver: deliver, end: end}
+	s.push = p
+	g.mu.Unlock()
+
+	// The first delivery (the cached GOP) is made here, in the caller's
+	// goroutine, before the delivery goroutine knows the subscriber: a
+	// joiner does not wait for its pass over every other subscriber.
+	g.mu.RLock()
+	bufs, err := s.collect(nil)
+	g.mu.RUnlock()
+	if err != nil {
+		if err != ErrClosed {
+			p.ended = true
+			end(err)
+		}
+		return
+	}
+	if len(bufs) > 0 {
+		p.blocked.Store(true)
+		if deliver(bufs) {
+			p.blocked.Store(false)
+		}
+	}
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-s.done:
+		return // closed meanwhile: never handed to the delivery goroutine
+	default:
+	}
 	g.pushSubs = append(g.pushSubs, s)
 	if !g.pushRunning {
 		g.pushRunning = true
