@@ -1,6 +1,9 @@
 package group
 
-import "sync/atomic"
+import (
+	"runtime"
+	"sync/atomic"
+)
 
 // Push mode: instead of a goroutine per subscriber blocked in Next, one
 // delivery goroutine per group hands every push subscriber its pending bytes
@@ -122,6 +125,10 @@ func (g *Group) removePush(s *Sub) {
 	g.kickPush()
 }
 
+// pushYieldEvery is how many subscribers a delivery pass serves between
+// yields of its core.
+const pushYieldEvery = 64
+
 // runPush is the group's delivery goroutine: it runs while the group has
 // push subscribers.
 func (g *Group) runPush() {
@@ -142,7 +149,13 @@ func (g *Group) runPush() {
 		g.mu.Unlock()
 
 		again := false
-		for _, s := range subs {
+		for i, s := range subs {
+			if i%pushYieldEvery == pushYieldEvery-1 {
+				// A pass over thousands of subscribers takes tens of
+				// milliseconds of one core: let the sessions that are
+				// starting (handshakes, requests, joiners) run meanwhile.
+				runtime.Gosched()
+			}
 			p := s.push
 			if p.ended || p.blocked.Load() {
 				continue

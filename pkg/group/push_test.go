@@ -224,3 +224,49 @@ func TestPushClosedWhileBlocked(t *testing.T) {
 	pub.Close()
 	m.WaitPush()
 }
+
+// TestPushFirstDeliveryByCaller: a joiner's cached GOP is handed over by
+// Push itself, before it returns, not after the delivery goroutine's next
+// pass; a full sink then gets nothing more until it resumes; and a
+// subscriber closed while Push delivers is never handed to the delivery
+// goroutine.
+func TestPushFirstDeliveryByCaller(t *testing.T) {
+	m := newTestManager(1, nil)
+	pub, _ := m.Publish(info("P1", "s"))
+	pub.WritePacket(videoHeader())
+	pub.WritePacket(video(0, true))
+	s, k := pushSub(m, "S1")
+	if got, calls := k.snapshot(); fmt.Sprint(got) != "[avsh av0]" || calls != 1 {
+		t.Fatalf("after Push: %q in %d calls, want the header and the keyframe in one", got, calls)
+	}
+
+	full := newTestSink()
+	full.full = true
+	fs := m.Subscribe(info("S2", "s"), 0)
+	full.sub = fs
+	fs.Push(full.Deliver, full.End)
+	pub.WritePacket(video(40, false))
+	waitGot(t, k, 3)
+	if _, calls := full.snapshot(); calls != 1 {
+		t.Fatalf("a full sink was called %d times before it resumed", calls)
+	}
+	full.drainKept(false)
+	if got := waitGot(t, full, 3); fmt.Sprint(got) != "[avsh av0 av40]" {
+		t.Fatalf("resumed sink got %q", got)
+	}
+
+	var closing *Sub
+	closing = m.Subscribe(info("S3", "s"), 0)
+	closing.Push(func([][]byte) bool { closing.Close(); return true }, func(error) { t.Error("end called") })
+	g := m.Group("s")
+	g.mu.RLock()
+	n := len(g.pushSubs)
+	g.mu.RUnlock()
+	if n != 2 {
+		t.Fatalf("%d push subscribers, want 2 (the one closed during Push left out)", n)
+	}
+	s.Close()
+	fs.Close()
+	pub.Close()
+	m.WaitPush()
+}
