@@ -2,6 +2,7 @@ package mpegts
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,6 +98,7 @@ type probeStream struct {
 	TimeBase   string `json:"time_base"`
 	Extradata  string `json:"extradata"`
 	NbPackets  string `json:"nb_read_packets"`
+	RFrameRate string `json:"r_frame_rate"`
 }
 
 type probePacket struct {
@@ -455,6 +458,117 @@ func TestEndToEndJoin(t *testing.T) {
 	path := writeTS(t, "join.ts", join)
 	checkProbe(t, path, []string{"h264 640x360", "aac 44100"}, []int{len(st.PES[PIDVideo]), len(st.PES[PIDAudio])})
 	checkDecodes(t, path)
+}
+
+// TestEndToEndJoinBeforeLoopPoint is the HTTP-TS a player gets when it
+// joins a publisher looping h264_aac_360p.flv (`ffmpeg -stream_loop -1 -re
+// -c copy`) between 8 and 10 s into a loop: the GOP cache's key frame at 8 s,
+// then the loop point. ffmpeg moves each loop by 10009 ms, so the video DTS
+// steps once by 49 ms (9960 → 10009 ms) instead of 40, and the audio by 1 ms
+// (10065 → 10066 ms), as captured from the publisher and from Sluice's
+// HTTP-TS output.
+//
+// The output is correct: DTS strictly increasing on each PID, PTS ≥ DTS.
+// ffmpeg, reading MPEG-TS (no header, so it probes 5 s of stream), guesses
+// the frame rate from the DTS steps it saw: with the 49 ms step among them
+// it guesses 299/12 (24.92) fps instead of 25. `-f null` then rounds the
+// decoded frames' times (40 ms apart) onto its 40.13 ms encoder ticks, two
+// frames after the jump get the same tick, and its null muxer reports "non
+// monotonically increasing dts to muxer in stream 0" about its own output.
+// That was the "known defect" of the end-to-end HTTP-TS players; load only
+// decided whether a player joined late enough in a loop. Keeping the input's
+// time base (-enc_time_base:v -1, as pkg/server's runDecode does) decodes
+// cleanly.
+func TestEndToEndJoinBeforeLoopPoint(t *testing.T) {
+	file := readFLVPackets(t, mediaDir+"h264_aac_360p.flv")
+	const loopMS = 10009
+	var pkts []av.Packet
+	for loop := range 2 {
+		for _, p := range file {
+			if loop > 0 && (p.SeqHeader || p.Kind == av.KindData) {
+				continue
+			}
+			p.Timestamp += int64(loop * loopMS)
+			pkts = append(pkts, p)
+		}
+	}
+	// The publisher interleaves the loops' streams by DTS.
+	slices.SortStableFunc(pkts, func(a, b av.Packet) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+
+	m := NewMuxer(nil)
+	var join []byte
+	for i := range pkts {
+		p := &pkts[i]
+		out := m.Mux(p)
+		if join == nil && !(p.Kind == av.KindVideo && p.KeyFrame && p.Timestamp == 8000 && out != nil) {
+			continue
+		}
+		join = append(join, out...)
+	}
+	if join == nil {
+		t.Fatal("no key frame at 8000 ms")
+	}
+
+	st := mustDemux(t, join)
+	if err := checkCC(st.Pkts); err != nil {
+		t.Fatal(err)
+	}
+	if st.Pkts[0].PID != PIDPAT || st.Pkts[1].PID != PIDPMT || !st.Pkts[2].RAI {
+		t.Fatal("join point does not start with PAT, PMT, key frame")
+	}
+	steps := map[uint16]map[int64]int{}
+	for _, pid := range []uint16{PIDVideo, PIDAudio} {
+		steps[pid] = map[int64]int{}
+		prev := int64(-1)
+		for i, pes := range st.PES[pid] {
+			dts := pes.DTS
+			if dts < 0 {
+				dts = pes.PTS
+			}
+			if pes.PTS < dts {
+				t.Errorf("PID 0x%x PES %d: PTS %d before DTS %d", pid, i, pes.PTS, dts)
+			}
+			if prev >= 0 {
+				if dts <= prev {
+					t.Errorf("PID 0x%x PES %d: DTS %d after %d", pid, i, dts, prev)
+				}
+				steps[pid][dts-prev]++
+			}
+			prev = dts
+		}
+	}
+	// The timing of the capture: 40 ms video steps but one of 49 ms; audio
+	// steps of 23 or 24 ms but one of 1 ms.
+	if v := steps[PIDVideo]; len(v) != 2 || v[49*90] != 1 || v[40*90] == 0 {
+		t.Errorf("video DTS steps (90 kHz: count) %v, want 3600s and one 4410", v)
+	}
+	if a := steps[PIDAudio]; a[90] != 1 {
+		t.Errorf("audio DTS steps (90 kHz: count) %v, want one 90", a)
+	}
+
+	path := writeTS(t, "join_before_loop.ts", join)
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not on PATH")
+	}
+	decode := func(output ...string) string {
+		args := append([]string{"-nostdin", "-v", "error", "-i", path, "-t", "4"}, output...)
+		args = append(args, "-f", "null", "-")
+		out, err := exec.Command("ffmpeg", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ffmpeg %q: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := decode("-enc_time_base:v", "-1"); out != "" {
+		t.Errorf("ffmpeg -enc_time_base:v -1 -f null reported:\n%s", out)
+	}
+	// With ffmpeg's defaults: not a failure of ours, logged to show the
+	// cause while ffmpeg behaves so.
+	po := ffprobe(t, path, "-select_streams", "v", "-show_entries", "stream=r_frame_rate")
+	if len(po.Streams) != 1 {
+		t.Fatalf("ffprobe: %d video streams", len(po.Streams))
+	}
+	t.Logf("ffmpeg defaults: frame rate %s, -f null: %q", po.Streams[0].RFrameRate, decode())
 }
 
 func BenchmarkMux(b *testing.B) {
