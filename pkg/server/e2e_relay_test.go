@@ -90,9 +90,10 @@ const loopPeriod = 10009 * time.Millisecond
 
 // avoidLoopPoint waits, if needed, so that a decode of d starting now (from
 // the key frame of the GOP cache, at most 2 s back) ends before the
-// publisher's next loop point. ffmpeg's decode of MPEG-TS input logs
-// "non monotonically increasing dts to muxer" across that timestamp jump
-// (over FLV it does not); the jump is in the source, not made by Sluice.
+// publisher's next loop point, where the source's timestamps step by 49 ms.
+// (ffmpeg's TS frame-rate guess across that step is what runDecode's
+// -enc_time_base guards against; these relay checks also keep the step,
+// made by the source and passed on through the relay, out of the window.)
 func avoidLoopPoint(pub *proc, d time.Duration) {
 	pos := time.Since(pub.started) % loopPeriod
 	if pos+d > loopPeriod-500*time.Millisecond {
