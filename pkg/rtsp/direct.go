@@ -193,6 +193,16 @@ type directPlay struct {
 	pending  int
 	timeout  time.Duration // write timeout
 
+	srv *Server
+
+	// Detached (direct_park.go): the watcher and the watch of the parked
+	// player, the bytes read from it since, and whether it is ended.
+	isDetached atomic.Bool
+	watch      *netx.Watcher
+	watchID    uint64 // mu
+	killed     bool   // mu
+	read       atomic.Uint64
+
 	mu      sync.Mutex
 	sub     *group.Sub // from PLAY
 	push    *netx.Pusher
@@ -204,7 +214,7 @@ type directPlay struct {
 
 // directEligible returns a directPlay for a player's first SETUP when the
 // connection can be written directly, or nil.
-func directEligible(ctx *gortsplib.ServerHandlerOnSetupCtx, s *SubSession, g *generation, timeout time.Duration) *directPlay {
+func directEligible(ctx *gortsplib.ServerHandlerOnSetupCtx, srv *Server, s *SubSession, g *generation) *directPlay {
 	if ctx.Transport.Protocol != gortsplib.ProtocolTCP || g.shadow == nil {
 		return nil
 	}
@@ -220,7 +230,7 @@ func directEligible(ctx *gortsplib.ServerHandlerOnSetupCtx, s *SubSession, g *ge
 	if err != nil {
 		return nil // RTSPS, or not a TCP socket
 	}
-	return &directPlay{s: s, gen: g, conn: gc, w: w, channels: [2]int{-1, -1}, pending: -1, timeout: timeout}
+	return &directPlay{s: s, srv: srv, gen: g, conn: gc, w: w, channels: [2]int{-1, -1}, pending: -1, timeout: srv.cfg.WriteTimeout}
 }
 
 // setupChannel returns the media a SETUP names (its trackID) and the RTP
@@ -316,7 +326,7 @@ func (d *directPlay) play(fan *group.Manager) (*base.Response, error) {
 		return status(base.StatusNotFound), err
 	}
 	if len(first) == 0 {
-		d.s.log.Info("rtsp PLAY: no key frame in time, starting anyway", zap.Duration("waited", keyFrameWait))
+		d.s.logger().Info("rtsp PLAY: no key frame in time, starting anyway", zap.Duration("waited", keyFrameWait))
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -382,6 +392,9 @@ func (d *directPlay) answerPlay(res *base.Response) {
 		}
 		res.Header["RTP-Info"] = ri.Marshal()
 	}
+	d.mu.Lock()
+	d.rtpInfo = nil
+	d.mu.Unlock()
 	d.conn.afterNextWrite(d.start)
 }
 
@@ -415,17 +428,24 @@ func (d *directPlay) start() {
 		}
 	}
 	sub.Push(d.push.Deliver, d.fail)
+	d.detach()
 }
 
 // fail ends the player after a write error or when the fan ends it (too
 // slow): its RTSP session closes, which ends the rest.
 func (d *directPlay) fail(err error) {
-	d.s.log.Info("rtsp player: direct write ended", zap.Error(err))
+	d.s.logger().Info("rtsp player: direct write ended", zap.Error(err))
+	if d.isDetached.Load() {
+		d.kill(err)
+		return
+	}
 	if ss := d.s.ss.Load(); ss != nil {
 		ss.Close()
 		return
 	}
-	d.s.conn.Close()
+	if c := d.s.conn.Load(); c != nil {
+		c.Close()
+	}
 }
 
 // close leaves the fan. Safe to call more than once.
@@ -476,7 +496,11 @@ func (g *generation) withdraw() {
 	}
 	g.dmu.Unlock()
 	for _, d := range ds {
-		d.close()
+		if d.isDetached.Load() {
+			d.kill(errWithdrawn) // gortsplib's shadow stream no longer knows it
+		} else {
+			d.close()
+		}
 	}
 	if g.fanPub != nil {
 		g.fanPub.Close()

@@ -401,3 +401,134 @@ func fanSubs(srv *Server) int {
 	}
 	return n
 }
+
+// readResponse skips interleaved frames and reads the next response.
+func (p *rawPlayer) readResponse() (int, textproto.MIMEHeader) {
+	p.t.Helper()
+	for {
+		b, err := p.br.Peek(1)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if b[0] != '$' {
+			break
+		}
+		p.readFrame()
+	}
+	tp := textproto.NewReader(p.br)
+	line, err := tp.ReadLine()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 || f[0] != "RTSP/1.0" {
+		p.t.Fatalf("status line %q", line)
+	}
+	code, _ := strconv.Atoi(f[1])
+	h, err := tp.ReadMIMEHeader()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return code, h
+}
+
+// send writes a request while the player is playing.
+func (p *rawPlayer) send(method string, extra ...string) {
+	p.t.Helper()
+	p.cseq++
+	req := fmt.Sprintf("%s %s RTSP/1.0\r\nCSeq: %d\r\nSession: %s\r\n", method, p.url, p.cseq, p.session)
+	for _, h := range extra {
+		req += h + "\r\n"
+	}
+	if _, err := io.WriteString(p.c, req+"\r\n"); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// TestDirectPlayDetached: once playing, a direct player's connection is
+// served without gortsplib: keep-alives and a repeated PLAY are answered
+// (CSeq and Session echoed), receiver reports are read and dropped, the
+// media keeps coming, and TEARDOWN is answered and ends the session. A
+// malformed request ends it too, and the server's Close ends the rest.
+func TestDirectPlayDetached(t *testing.T) {
+	t.Parallel()
+	m := loadTestMedia(t)
+	subs := make(chan *SubSession, 8)
+	srv := startTestServer(t, func(c *Config) { c.Handler = capturingHandler{subs} })
+	startFeed(t, srv, m, "det")
+	play := func() (*rawPlayer, *SubSession) {
+		p := dialRaw(t, srv, "det")
+		p.do("DESCRIBE", p.url, "Accept: application/sdp")
+		p.setup("0", "0-1")
+		p.setup("1", "2-3")
+		if code, _ := p.do("PLAY", p.url); code != 200 {
+			t.Fatalf("PLAY %d", code)
+		}
+		s := <-subs
+		deadline := time.Now().Add(5 * time.Second)
+		for d := s.direct.Load(); d == nil || !d.isDetached.Load(); d = s.direct.Load() {
+			if time.Now().After(deadline) {
+				t.Fatal("the player was not detached from gortsplib")
+			}
+			p.readFrame()
+		}
+		return p, s
+	}
+
+	p, s := play()
+	rr := make([]byte, 8) // a receiver report without blocks: V=2, PT=201
+	rr[0], rr[1], rr[3] = 0x80, 201, 1
+	if _, err := p.c.Write(frame(1, rr)); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"GET_PARAMETER", "OPTIONS", "PLAY", "SET_PARAMETER", "PAUSE", "RECORD"} {
+		p.send(method)
+		code, h := p.readResponse()
+		want := map[string]int{"PAUSE": 501, "RECORD": 455}[method]
+		if want == 0 {
+			want = 200
+		}
+		if code != want || h.Get("CSeq") != strconv.Itoa(p.cseq) || h.Get("Session") != p.session {
+			t.Errorf("%s: %d, CSeq %q, Session %q; want %d, %d, %q", method, code, h.Get("CSeq"), h.Get("Session"), want, p.cseq, p.session)
+		}
+	}
+	for range 20 {
+		p.readFrame()
+	}
+	if r, _ := s.counters(); r < 500 {
+		t.Errorf("read bytes %d: the requests after PLAY are not counted", r)
+	}
+	p.send("TEARDOWN")
+	if code, _ := p.readResponse(); code != 200 {
+		t.Errorf("TEARDOWN: %d", code)
+	}
+	p.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := p.br.ReadByte(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("after TEARDOWN: %v, want the connection closed", err)
+			}
+			break
+		}
+	}
+
+	bad, _ := play()
+	io.WriteString(bad.c, "GET_PARAMETER rtsp://x RTSP/1.0\r\nno colon here\r\n\r\n")
+	bad.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, bad.br); err != nil {
+		t.Fatalf("after a malformed request: %v, want the connection closed", err)
+	}
+
+	last, _ := play()
+	srv.Close()
+	last.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, last.br); err != nil {
+		t.Fatalf("after the server's Close: %v, want the connection closed", err)
+	}
+	srv.mu.Lock()
+	n := len(srv.detached)
+	srv.mu.Unlock()
+	if n != 0 || fanSubs(srv) != 0 {
+		t.Errorf("after Close: %d detached players, %d in the fan", n, fanSubs(srv))
+	}
+}

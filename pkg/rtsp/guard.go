@@ -3,6 +3,7 @@ package rtsp
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -407,6 +408,59 @@ type guardConn struct {
 	// wdl is the write deadline gortsplib asked for (unix ns, 0: none),
 	// applied around its writes only: direct play writes without one.
 	wdl atomic.Int64
+	// detached: direct play owns the connection from its PLAY on
+	// (direct.go): gortsplib reads EOF, and its Close and read deadlines
+	// no longer reach the socket. stash keeps what gortsplib's last read
+	// took from the socket after that (mu).
+	detached atomic.Bool
+	stash    []byte
+	inRead   atomic.Int32 // gortsplib's reads in the socket now
+}
+
+// detach hands the connection to direct play: gortsplib's reader wakes
+// (a deadline in the past) and reads EOF, and gortsplib ends its session.
+func (c *guardConn) detach() {
+	c.detached.Store(true)
+	c.Conn.SetReadDeadline(time.Unix(1, 0))
+	c.mu.Lock()
+	c.scanner.head, c.scanner.tok, c.scanner.clen = nil, nil, nil // gortsplib reads no more
+	c.mu.Unlock()
+}
+
+// takeStash waits (briefly: its deadline has passed) until gortsplib's
+// reader is out of the socket, and returns the bytes it took after the
+// detach.
+func (c *guardConn) takeStash() []byte {
+	for i := 0; c.inRead.Load() > 0 && i < 1000; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.stash
+	c.stash = nil
+	return b
+}
+
+// writeOwn writes a detached connection's own bytes (direct play's
+// answers), whole, after any direct write in progress.
+func (c *guardConn) writeOwn(b []byte, timeout time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := c.Conn.Write(b)
+	c.Conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// closeSocket closes the connection and releases its admission, detached
+// or not.
+func (c *guardConn) closeSocket() error {
+	c.closeOnce.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
+	})
+	return c.Conn.Close()
 }
 
 // SetWriteDeadline sets the deadline of gortsplib's writes (see wdl).
@@ -450,17 +504,18 @@ func (c *guardConn) afterNextWrite(f func()) {
 
 // Close closes the connection and releases its admission, once.
 func (c *guardConn) Close() error {
-	c.closeOnce.Do(func() {
-		if c.release != nil {
-			c.release()
-		}
-	})
-	return c.Conn.Close()
+	if c.detached.Load() {
+		return nil // direct play closes it (closeSocket)
+	}
+	return c.closeSocket()
 }
 
 // SetReadDeadline sets gortsplib's deadline, kept no later than the end of
 // the request head being read.
 func (c *guardConn) SetReadDeadline(t time.Time) error {
+	if c.detached.Load() {
+		return nil
+	}
 	c.mu.Lock()
 	c.userDeadline = t
 	d := c.readDeadlineLocked()
@@ -519,7 +574,18 @@ func (c *guardConn) Read(b []byte) (int, error) {
 		return 0, errMalformed
 	}
 	c.mu.Unlock()
+	if c.detached.Load() {
+		return 0, io.EOF
+	}
+	c.inRead.Add(1)
 	n, err := c.Conn.Read(b)
+	defer c.inRead.Add(-1)
+	if c.detached.Load() {
+		c.mu.Lock()
+		c.stash = append(c.stash, b[:n]...)
+		c.mu.Unlock()
+		return 0, io.EOF
+	}
 	if n > 0 {
 		c.mu.Lock()
 		ok, bad := c.scanner.Feed(b[:n])

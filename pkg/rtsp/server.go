@@ -27,6 +27,7 @@ import (
 
 	"sluice/pkg/av"
 	"sluice/pkg/group"
+	"sluice/pkg/netx"
 	"sluice/pkg/sessionid"
 	"sluice/pkg/streamurl"
 )
@@ -140,13 +141,16 @@ type Server struct {
 	tlsLn net.Listener // RTSPS
 	udp   *udpPair
 
-	fan     *group.Manager // direct play (direct.go)
-	mu      sync.Mutex
-	streams map[string]*Stream
-	pubs    map[string]*PubSession // accepted publishers by stream name
-	closing chan struct{}
-	closed  bool
-	bg      sync.WaitGroup // streams being closed in the background
+	fan *group.Manager // direct play (direct.go)
+	// Detached direct players and their watcher (direct_park.go); mu.
+	detached map[*directPlay]struct{}
+	watch    *netx.Watcher
+	mu       sync.Mutex
+	streams  map[string]*Stream
+	pubs     map[string]*PubSession // accepted publishers by stream name
+	closing  chan struct{}
+	closed   bool
+	bg       sync.WaitGroup // streams being closed in the background
 }
 
 // New makes a server; nothing listens until Start.
@@ -161,12 +165,13 @@ func New(cfg Config) *Server {
 		cfg.ServerName = "sluice"
 	}
 	return &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		fan:     newFan(cfg.WriteTimeout, cfg.Logger),
-		streams: map[string]*Stream{},
-		pubs:    map[string]*PubSession{},
-		closing: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		fan:      newFan(cfg.WriteTimeout, cfg.Logger),
+		detached: map[*directPlay]struct{}{},
+		streams:  map[string]*Stream{},
+		pubs:     map[string]*PubSession{},
+		closing:  make(chan struct{}),
 	}
 }
 
@@ -253,14 +258,24 @@ func (s *Server) Close() {
 		streams = append(streams, st)
 	}
 	s.streams = map[string]*Stream{}
+	detached := make([]*directPlay, 0, len(s.detached))
+	for d := range s.detached {
+		detached = append(detached, d)
+	}
 	s.mu.Unlock()
 	for _, st := range streams {
 		st.Close()
+	}
+	for _, d := range detached {
+		d.kill(errKicked)
 	}
 	if s.rs != nil {
 		s.rs.Close()
 	}
 	s.fan.WaitPush()
+	if s.watch != nil {
+		s.watch.Close()
+	}
 	s.bg.Wait()
 }
 
@@ -377,6 +392,9 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	case *PubSession:
 		v.end(ctx.Error)
 	case *SubSession:
+		if d := v.direct.Load(); d != nil && d.isDetached.Load() {
+			return // gortsplib let go of it; direct play ends it (kill)
+		}
 		v.end(ctx.Error)
 	}
 }
@@ -465,7 +483,7 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	}
 	g := h.waitDescription(info.StreamName, sub)
 	if g == nil {
-		sub.log.Info("rtsp DESCRIBE: no such stream (no publisher or decoder configuration)", zap.Duration("waited", h.s.cfg.DescribeWait))
+		sub.logger().Info("rtsp DESCRIBE: no such stream (no publisher or decoder configuration)", zap.Duration("waited", h.s.cfg.DescribeWait))
 		cs := stateOf(ctx.Conn)
 		cs.mu.Lock()
 		if cs.sub == sub {
@@ -493,14 +511,15 @@ func (h *handler) subscriber(sc *gortsplib.ServerConn, info streamurl.Info) (*Su
 	if old != nil {
 		old.end(errors.New("DESCRIBE of another stream"))
 	}
-	sub := &SubSession{session: newSession(h.s, sessionid.Next(sessionid.RTSPSub), sc, info)}
+	sub := &SubSession{}
+	sub.init(h.s, sessionid.Next(sessionid.RTSPSub), sc, info)
 	subscription, err := h.s.cfg.Handler.OnSubscribe(sub)
 	if err != nil {
-		sub.log.Info("rtsp player refused", zap.Error(err))
+		sub.logger().Info("rtsp player refused", zap.Error(err))
 		return nil, refusalResponse(err)
 	}
 	sub.sub = subscription
-	sub.log.Info("rtsp player", zap.String("url", info.URL))
+	sub.logger().Info("rtsp player", zap.String("url", info.URL))
 	cs.mu.Lock()
 	cs.sub = sub
 	cs.mu.Unlock()
@@ -542,13 +561,14 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	if info.StreamName == "" {
 		return status(base.StatusBadRequest), nil
 	}
-	p := &PubSession{session: newSession(h.s, sessionid.Next(sessionid.RTSPPub), ctx.Conn, info), srv: h.s}
+	p := &PubSession{srv: h.s}
+	p.init(h.s, sessionid.Next(sessionid.RTSPPub), ctx.Conn, info)
 	p.desc = &description.Session{Title: ctx.Description.Title}
 	for _, m := range ctx.Description.Medias {
 		for _, f := range m.Formats {
 			t, err := newInputTrack(m, f)
 			if err != nil {
-				p.log.Info("rtsp publisher: track left out", zap.String("media", string(m.Type)), zap.String("format", formatName(f)), zap.Error(err))
+				p.logger().Info("rtsp publisher: track left out", zap.String("media", string(m.Type)), zap.String("format", formatName(f)), zap.Error(err))
 				continue
 			}
 			p.tracks = append(p.tracks, t)
@@ -557,12 +577,12 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		}
 	}
 	if len(p.tracks) == 0 {
-		p.log.Info("rtsp publisher refused: no track Sluice can carry")
+		p.logger().Info("rtsp publisher refused: no track Sluice can carry")
 		return status(base.StatusUnsupportedMediaType), nil
 	}
 	pub, err := h.s.cfg.Handler.OnPublish(p)
 	if err != nil {
-		p.log.Info("rtsp publisher refused", zap.Error(err))
+		p.logger().Info("rtsp publisher refused", zap.Error(err))
 		if errors.Is(err, ErrStreamBusy) {
 			return status(base.StatusMethodNotValidInThisState), nil
 		}
@@ -572,7 +592,7 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	p.ss.Store(ctx.Session)
 	ctx.Session.SetUserData(p)
 	h.s.registerPub(p)
-	p.log.Info("rtsp publisher", zap.String("url", info.URL), zap.Int("tracks", len(p.tracks)))
+	p.logger().Info("rtsp publisher", zap.String("url", info.URL), zap.Int("tracks", len(p.tracks)))
 	return status(base.StatusOK), nil
 }
 
@@ -621,13 +641,13 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		return status(base.StatusNotFound), nil, nil
 	}
 	if cur == nil && sub.direct.Load() == nil {
-		if d := directEligible(ctx, sub, g, h.s.cfg.WriteTimeout); d != nil {
+		if d := directEligible(ctx, h.s, sub, g); d != nil {
 			sub.direct.Store(d)
 		}
 	}
 	if d := sub.direct.Load(); d != nil && d.gen == g && cur != g.stream {
 		if err := d.setup(ctx.Request); err != nil {
-			sub.log.Info("rtsp SETUP refused", zap.Error(err))
+			sub.logger().Info("rtsp SETUP refused", zap.Error(err))
 			return status(base.StatusUnsupportedTransport), nil, nil
 		}
 		cs := stateOf(ctx.Conn)
@@ -647,7 +667,7 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	if d := sub.direct.Load(); d != nil && d.gen.shadow != nil && ctx.Session.Stream() == d.gen.shadow {
 		res, err := d.play(h.s.fan)
 		if err != nil {
-			sub.log.Info("rtsp PLAY refused", zap.Error(err))
+			sub.logger().Info("rtsp PLAY refused", zap.Error(err))
 			d.close()
 			return res, nil
 		}
@@ -682,7 +702,7 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	case <-w.release:
 	case <-timer.C:
 		if st.removeWaiter(w) {
-			sub.log.Info("rtsp PLAY: no key frame in time, starting anyway", zap.Duration("waited", keyFrameWait))
+			sub.logger().Info("rtsp PLAY: no key frame in time, starting anyway", zap.Duration("waited", keyFrameWait))
 		}
 	case <-h.s.closing:
 		st.removeWaiter(w)
@@ -712,7 +732,7 @@ func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respo
 	if t := ss.Transport(); t != nil {
 		tr = t.Protocol.String()
 	}
-	p.log.Info("rtsp publisher recording", zap.String("transport", tr))
+	p.logger().Info("rtsp publisher recording", zap.String("transport", tr))
 	return status(base.StatusOK), nil
 }
 
@@ -748,6 +768,6 @@ func (h *handler) OnPacketsLost(ctx *gortsplib.ServerHandlerOnPacketsLostCtx) {
 
 func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
 	if s, ok := ctx.Session.UserData().(*SubSession); ok {
-		s.log.Debug("rtsp player: write error", zap.Error(ctx.Error))
+		s.logger().Debug("rtsp player: write error", zap.Error(ctx.Error))
 	}
 }

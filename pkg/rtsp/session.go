@@ -22,8 +22,11 @@ type session struct {
 	info   streamurl.Info
 	remote string
 	start  time.Time
-	conn   *gortsplib.ServerConn
-	log    *zap.Logger
+	// conn is the RTSP connection, until direct play detaches it; base
+	// then holds its final counters (read, written).
+	conn   atomic.Pointer[gortsplib.ServerConn]
+	base   [2]atomic.Uint64
+	srvLog *zap.Logger // the session's logger is made per line (logger): one kept per player costs a KiB
 
 	ss     atomic.Pointer[gortsplib.ServerSession]
 	mu     sync.Mutex
@@ -35,17 +38,19 @@ type session struct {
 	direct atomic.Pointer[directPlay]
 }
 
-func newSession(srv *Server, id string, sc *gortsplib.ServerConn, info streamurl.Info) session {
+// init sets up a new session in place (it holds atomics: not copied).
+func (s *session) init(srv *Server, id string, sc *gortsplib.ServerConn, info streamurl.Info) {
 	remote := sc.NetConn().RemoteAddr().String()
-	return session{
-		id:     id,
-		info:   info,
-		remote: remote,
-		start:  time.Now(),
-		conn:   sc,
-		log: srv.log.With(zap.String("session_id", id), zap.String("stream_name", info.StreamName),
-			zap.String("remote_addr", remote)),
-	}
+	s.id, s.info, s.remote, s.start = id, info, remote, time.Now()
+	s.srvLog = srv.log
+	s.conn.Store(sc)
+}
+
+// logger is the session's logger: its lines carry the session's id, stream
+// name and remote address.
+func (s *session) logger() *zap.Logger {
+	return s.srvLog.With(zap.String("session_id", s.id), zap.String("stream_name", s.info.StreamName),
+		zap.String("remote_addr", s.remote))
 }
 
 // ID returns the session id (RTSPPUB<n> or RTSPSUB<n>).
@@ -87,10 +92,15 @@ func (s *session) counters() (read, written uint64) {
 // liveCounters reads the counters of the connection and, over UDP, of the
 // session. s.mu held.
 func (s *session) liveCounters() (read, written uint64) {
-	cs := s.conn.Stats()
-	read, written = cs.InboundBytes, cs.OutboundBytes
+	if c := s.conn.Load(); c != nil {
+		cs := c.Stats()
+		read, written = cs.InboundBytes, cs.OutboundBytes
+	} else {
+		read, written = s.base[0].Load(), s.base[1].Load()
+	}
 	if d := s.direct.Load(); d != nil {
 		written += d.written.Load()
+		read += d.read.Load()
 	}
 	if ss := s.ss.Load(); ss != nil {
 		if tr := ss.Transport(); tr != nil && tr.Protocol != gortsplib.ProtocolTCP {
@@ -116,11 +126,17 @@ func (s *session) freeze() {
 // it has none.
 func (s *session) Close() {
 	s.closed.Store(true)
+	if d := s.direct.Load(); d != nil && d.isDetached.Load() {
+		d.kill(errKicked)
+		return
+	}
 	if ss := s.ss.Load(); ss != nil {
 		ss.Close()
 		return
 	}
-	s.conn.Close()
+	if c := s.conn.Load(); c != nil {
+		c.Close()
+	}
 }
 
 // PubSession is an RTSP publisher, from ANNOUNCE to the end of its session.
@@ -150,7 +166,7 @@ func (p *PubSession) decodeError(what string, err error) {
 	if time.Since(p.lastErrLog) < 5*time.Second {
 		return
 	}
-	p.log.Warn("rtsp publisher: "+what, zap.Error(err), zap.Int("errors", p.errCount))
+	p.logger().Warn("rtsp publisher: "+what, zap.Error(err), zap.Int("errors", p.errCount))
 	p.lastErrLog, p.errCount = time.Now(), 0
 }
 
@@ -162,7 +178,7 @@ func (p *PubSession) end(reason error) {
 		p.pub.Close()
 	}
 	r, w := p.counters()
-	p.log.Info("rtsp publisher ended", zap.NamedError("reason", reason), zap.Uint64("read_bytes", r), zap.Uint64("wrote_bytes", w))
+	p.logger().Info("rtsp publisher ended", zap.NamedError("reason", reason), zap.Uint64("read_bytes", r), zap.Uint64("wrote_bytes", w))
 }
 
 // SubSession is an RTSP player, from DESCRIBE (or a SETUP without one) to
@@ -184,7 +200,7 @@ func (s *SubSession) end(reason error) {
 			s.sub.Close()
 		}
 		r, w := s.counters()
-		s.log.Info("rtsp player ended", zap.NamedError("reason", reason), zap.Uint64("read_bytes", r), zap.Uint64("wrote_bytes", w))
+		s.logger().Info("rtsp player ended", zap.NamedError("reason", reason), zap.Uint64("read_bytes", r), zap.Uint64("wrote_bytes", w))
 	})
 }
 
@@ -198,4 +214,17 @@ func requestInfo(req *base.Request, path, query string) streamurl.Info {
 		u = req.URL.CloneWithoutCredentials().String()
 	}
 	return streamurl.Info{URL: u, AppName: app, StreamName: stream, URLParam: query}
+}
+
+// letGo drops the session's references to gortsplib's connection and
+// session (direct play detached it), keeping the connection's counters:
+// what gortsplib allocated for it can then be collected.
+func (s *session) letGo() {
+	if c := s.conn.Load(); c != nil {
+		cs := c.Stats()
+		s.base[0].Store(cs.InboundBytes)
+		s.base[1].Store(cs.OutboundBytes)
+	}
+	s.conn.Store(nil)
+	s.ss.Store(nil)
 }
