@@ -267,4 +267,7 @@ func (h *rtspHandler) OnSubscribe(sess *rtsp.SubSession) (rtsp.Subscription, err
 // the stream's rtsp.Stream.
 type rtspSub struct{ *group.Sub }
 
-func (r rtspSub) Publishing() bool { return r.Group().Stat().Pub != nil }
+// Publishing is asked at every DESCRIBE and while it waits: HasInSession
+// reads one field, where Stat would copy every subscriber (O(n²) garbage
+// over a thousand joining players).
+func (r rtspSub) Publishing() bool { return r.Group().HasInSession() }
