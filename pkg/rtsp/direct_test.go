@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -449,7 +451,8 @@ func (p *rawPlayer) send(method string, extra ...string) {
 // served without gortsplib: keep-alives and a repeated PLAY are answered
 // (CSeq and Session echoed), receiver reports are read and dropped, the
 // media keeps coming, and TEARDOWN is answered and ends the session. A
-// malformed request ends it too, and the server's Close ends the rest.
+// malformed request or an oversize one ends it too, and the server's Close
+// ends the rest.
 func TestDirectPlayDetached(t *testing.T) {
 	t.Parallel()
 	m := loadTestMedia(t)
@@ -515,8 +518,16 @@ func TestDirectPlayDetached(t *testing.T) {
 	bad, _ := play()
 	io.WriteString(bad.c, "GET_PARAMETER rtsp://x RTSP/1.0\r\nno colon here\r\n\r\n")
 	bad.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.Copy(io.Discard, bad.br); err != nil {
+	if _, err := io.Copy(io.Discard, bad.br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after a malformed request: %v, want the connection closed", err)
+	}
+
+	huge, _ := play()
+	io.WriteString(huge.c, "GET_PARAMETER rtsp://x RTSP/1.0\r\nX: "+strings.Repeat("a", 2*detachedHeadLimit))
+	huge.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// Closed with the rest of the request unread: a reset is a close too.
+	if _, err := io.Copy(io.Discard, huge.br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after an oversize request head: %v, want the connection closed", err)
 	}
 
 	last, _ := play()
