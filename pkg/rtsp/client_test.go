@@ -257,31 +257,8 @@ func (testSub) Close()           {}
 // clientTestUDPPair finds an even loopback UDP port whose next one is free.
 func clientTestUDPPair(t *testing.T) (string, string) {
 	t.Helper()
-	for range 50 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := pc.LocalAddr().(*net.UDPAddr).Port
-		pc.Close()
-		p += p % 2
-		if p+1 > 65535 {
-			continue
-		}
-		a, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			continue
-		}
-		b, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p+1))
-		a.Close()
-		if err != nil {
-			continue
-		}
-		b.Close()
-		return "127.0.0.1:" + strconv.Itoa(p), "127.0.0.1:" + strconv.Itoa(p+1)
-	}
-	t.Fatal("no free UDP port pair")
-	return "", ""
+	p := freeRange(t, 2)
+	return "127.0.0.1:" + strconv.Itoa(p), "127.0.0.1:" + strconv.Itoa(p+1)
 }
 
 // startTestServer starts a Server on loopback (TCP and UDP); mod may change

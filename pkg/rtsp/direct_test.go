@@ -128,6 +128,13 @@ func dialRaw(t *testing.T, srv *Server, name string) *rawPlayer {
 // do sends a request and returns the response's status and headers.
 func (p *rawPlayer) do(method, url string, headers ...string) (int, textproto.MIMEHeader) {
 	p.t.Helper()
+	p.send(method, url, headers...)
+	return p.readResponse()
+}
+
+// send writes a request, with the session once there is one.
+func (p *rawPlayer) send(method, url string, headers ...string) {
+	p.t.Helper()
 	p.cseq++
 	req := fmt.Sprintf("%s %s RTSP/1.0\r\nCSeq: %d\r\n", method, url, p.cseq)
 	if p.session != "" {
@@ -139,19 +146,35 @@ func (p *rawPlayer) do(method, url string, headers ...string) (int, textproto.MI
 	if _, err := io.WriteString(p.c, req+"\r\n"); err != nil {
 		p.t.Fatal(err)
 	}
+}
+
+// readResponse skips interleaved frames and reads the next response: its
+// status and headers; its body is skipped and its session kept.
+func (p *rawPlayer) readResponse() (int, textproto.MIMEHeader) {
+	p.t.Helper()
+	for {
+		b, err := p.br.Peek(1)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if b[0] != '$' {
+			break
+		}
+		p.readFrame()
+	}
 	tp := textproto.NewReader(p.br)
 	line, err := tp.ReadLine()
 	if err != nil {
-		p.t.Fatalf("%s: %v", method, err)
+		p.t.Fatal(err)
 	}
 	f := strings.Fields(line)
-	if len(f) < 2 {
-		p.t.Fatalf("%s: status line %q", method, line)
+	if len(f) < 2 || f[0] != "RTSP/1.0" {
+		p.t.Fatalf("status line %q", line)
 	}
 	code, _ := strconv.Atoi(f[1])
 	h, err := tp.ReadMIMEHeader()
 	if err != nil {
-		p.t.Fatalf("%s: %v", method, err)
+		p.t.Fatal(err)
 	}
 	if n, _ := strconv.Atoi(h.Get("Content-Length")); n > 0 {
 		io.CopyN(io.Discard, p.br, int64(n))
@@ -160,6 +183,17 @@ func (p *rawPlayer) do(method, url string, headers ...string) (int, textproto.MI
 		p.session, _, _ = strings.Cut(s, ";")
 	}
 	return code, h
+}
+
+// playBoth sets up both tracks on 0-1 and 2-3 and plays.
+func (p *rawPlayer) playBoth() {
+	p.t.Helper()
+	p.do("DESCRIBE", p.url, "Accept: application/sdp")
+	p.setup("0", "0-1")
+	p.setup("1", "2-3")
+	if code, _ := p.do("PLAY", p.url); code != 200 {
+		p.t.Fatalf("PLAY %d", code)
+	}
 }
 
 func (p *rawPlayer) setup(track, channels string) (int, textproto.MIMEHeader) {
@@ -334,12 +368,7 @@ func TestDirectPlayEnds(t *testing.T) {
 	stopFeed := startFeed(t, srv, m, "ends")
 	play := func() (*rawPlayer, *SubSession) {
 		p := dialRaw(t, srv, "ends")
-		p.do("DESCRIBE", p.url, "Accept: application/sdp")
-		p.setup("0", "0-1")
-		p.setup("1", "2-3")
-		if code, _ := p.do("PLAY", p.url); code != 200 {
-			t.Fatalf("PLAY %d", code)
-		}
+		p.playBoth()
 		p.readFrame()
 		return p, <-subs
 	}
@@ -404,49 +433,6 @@ func fanSubs(srv *Server) int {
 	return n
 }
 
-// readResponse skips interleaved frames and reads the next response.
-func (p *rawPlayer) readResponse() (int, textproto.MIMEHeader) {
-	p.t.Helper()
-	for {
-		b, err := p.br.Peek(1)
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		if b[0] != '$' {
-			break
-		}
-		p.readFrame()
-	}
-	tp := textproto.NewReader(p.br)
-	line, err := tp.ReadLine()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	f := strings.Fields(line)
-	if len(f) < 2 || f[0] != "RTSP/1.0" {
-		p.t.Fatalf("status line %q", line)
-	}
-	code, _ := strconv.Atoi(f[1])
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return code, h
-}
-
-// send writes a request while the player is playing.
-func (p *rawPlayer) send(method string, extra ...string) {
-	p.t.Helper()
-	p.cseq++
-	req := fmt.Sprintf("%s %s RTSP/1.0\r\nCSeq: %d\r\nSession: %s\r\n", method, p.url, p.cseq, p.session)
-	for _, h := range extra {
-		req += h + "\r\n"
-	}
-	if _, err := io.WriteString(p.c, req+"\r\n"); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
 // TestDirectPlayDetached: once playing, a direct player's connection is
 // served without gortsplib: keep-alives and a repeated PLAY are answered
 // (CSeq and Session echoed), receiver reports are read and dropped, the
@@ -461,12 +447,7 @@ func TestDirectPlayDetached(t *testing.T) {
 	startFeed(t, srv, m, "det")
 	play := func() (*rawPlayer, *SubSession) {
 		p := dialRaw(t, srv, "det")
-		p.do("DESCRIBE", p.url, "Accept: application/sdp")
-		p.setup("0", "0-1")
-		p.setup("1", "2-3")
-		if code, _ := p.do("PLAY", p.url); code != 200 {
-			t.Fatalf("PLAY %d", code)
-		}
+		p.playBoth()
 		s := <-subs
 		deadline := time.Now().Add(5 * time.Second)
 		for d := s.direct.Load(); d == nil || !d.isDetached.Load(); d = s.direct.Load() {
@@ -485,14 +466,15 @@ func TestDirectPlayDetached(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, method := range []string{"GET_PARAMETER", "OPTIONS", "PLAY", "SET_PARAMETER", "PAUSE", "RECORD"} {
-		p.send(method)
+		session := p.session
+		p.send(method, p.url)
 		code, h := p.readResponse()
 		want := map[string]int{"PAUSE": 501, "RECORD": 455}[method]
 		if want == 0 {
 			want = 200
 		}
-		if code != want || h.Get("CSeq") != strconv.Itoa(p.cseq) || h.Get("Session") != p.session {
-			t.Errorf("%s: %d, CSeq %q, Session %q; want %d, %d, %q", method, code, h.Get("CSeq"), h.Get("Session"), want, p.cseq, p.session)
+		if code != want || h.Get("CSeq") != strconv.Itoa(p.cseq) || h.Get("Session") != session {
+			t.Errorf("%s: %d, CSeq %q, Session %q; want %d, %d, %q", method, code, h.Get("CSeq"), h.Get("Session"), want, p.cseq, session)
 		}
 	}
 	for range 20 {
@@ -501,7 +483,7 @@ func TestDirectPlayDetached(t *testing.T) {
 	if r, _ := s.counters(); r < 500 {
 		t.Errorf("read bytes %d: the requests after PLAY are not counted", r)
 	}
-	p.send("TEARDOWN")
+	p.send("TEARDOWN", p.url)
 	if code, _ := p.readResponse(); code != 200 {
 		t.Errorf("TEARDOWN: %d", code)
 	}

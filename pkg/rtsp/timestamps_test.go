@@ -1,7 +1,6 @@
 package rtsp
 
 import (
-	"os"
 	"testing"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
@@ -122,18 +121,7 @@ func TestAudioSubMillisecondSteps(t *testing.T) {
 // clock: pairs of them used to share a millisecond; each DTS must now be
 // its own millisecond and never after its PTS.
 func TestVideoSubMillisecondSteps(t *testing.T) {
-	data, err := os.ReadFile("testdata/h265_64x64.hevc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aus := splitAnnexB(t, data)
-	c := newH265Converter(nil, nil, nil)
-	var out []*av.Packet
-	for i, au := range aus {
-		if err := c.AccessUnit(au, int64(i)*45, func(p *av.Packet) { out = append(out, p) }); err != nil {
-			t.Fatalf("unit %d: %v", i, err)
-		}
-	}
+	aus, out := convertHEVCFile(t, 45)
 	if len(out) != len(aus)+1 {
 		t.Fatalf("%d packets for %d units", len(out), len(aus))
 	}

@@ -223,22 +223,30 @@ func splitAnnexB(t *testing.T, b []byte) [][][]byte {
 	return aus
 }
 
-// TestH265Converter converts an x265 stream with in-band VPS/SPS/PPS into
-// legacy CodecID 12 packets with an HEVCDecoderConfigurationRecord that
-// flv.ParseVideoConfig reads back.
-func TestH265Converter(t *testing.T) {
+// convertHEVCFile runs testdata/h265_64x64.hevc through the H.265
+// converter, its access units step 90 kHz ticks apart, and returns the
+// units and the packets.
+func convertHEVCFile(t *testing.T, step int64) (aus [][][]byte, out []*av.Packet) {
+	t.Helper()
 	data, err := os.ReadFile("testdata/h265_64x64.hevc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	aus := splitAnnexB(t, data)
+	aus = splitAnnexB(t, data)
 	c := newH265Converter(nil, nil, nil)
-	var out []*av.Packet
 	for i, au := range aus {
-		if err := c.AccessUnit(au, int64(i)*3600, func(p *av.Packet) { out = append(out, p) }); err != nil {
+		if err := c.AccessUnit(au, int64(i)*step, func(p *av.Packet) { out = append(out, p) }); err != nil {
 			t.Fatalf("unit %d: %v", i, err)
 		}
 	}
+	return aus, out
+}
+
+// TestH265Converter converts an x265 stream with in-band VPS/SPS/PPS into
+// legacy CodecID 12 packets with an HEVCDecoderConfigurationRecord that
+// flv.ParseVideoConfig reads back.
+func TestH265Converter(t *testing.T) {
+	aus, out := convertHEVCFile(t, 3600)
 	if len(out) != len(aus)+1 || !out[0].SeqHeader {
 		t.Fatalf("got %d packets for %d units, want a sequence header first", len(out), len(aus))
 	}
