@@ -131,3 +131,39 @@ func (p *Pusher) flush(locked bool) {
 
 // Wait waits for a flush goroutine that is running.
 func (p *Pusher) Wait() { p.flushes.Wait() }
+
+// LazyWatcher is a Watcher started on first use (Get) and stopped by
+// Close, after which Get fails. Its zero value is ready.
+type LazyWatcher struct {
+	mu     sync.Mutex
+	w      *Watcher
+	closed bool
+}
+
+// Get returns the watcher, starting it if needed.
+func (l *LazyWatcher) Get() (*Watcher, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, net.ErrClosed
+	}
+	if l.w == nil {
+		w, err := NewWatcher()
+		if err != nil {
+			return nil, err
+		}
+		l.w = w
+	}
+	return l.w, nil
+}
+
+// Close stops the watcher if it was started.
+func (l *LazyWatcher) Close() {
+	l.mu.Lock()
+	w := l.w
+	l.w, l.closed = nil, true
+	l.mu.Unlock()
+	if w != nil {
+		w.Close()
+	}
+}

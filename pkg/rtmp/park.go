@@ -25,18 +25,12 @@ const parkedReadBuffer = 512
 // watcher returns the server's watcher, starting it if needed.
 func (srv *Server) watcher() (*netx.Watcher, error) {
 	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.closed {
+	closed := srv.closed
+	srv.mu.Unlock()
+	if closed {
 		return nil, ErrServerClosed
 	}
-	if srv.watch == nil {
-		w, err := netx.NewWatcher()
-		if err != nil {
-			return nil, err
-		}
-		srv.watch = w
-	}
-	return srv.watch, nil
+	return srv.watch.Get()
 }
 
 // park parks the session. It returns false (and the caller keeps reading)

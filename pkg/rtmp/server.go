@@ -77,7 +77,7 @@ type Server struct {
 	lns      []net.Listener // every listener Serve runs on (RTMP and RTMPS share the server)
 	sessions map[*ServerSession]struct{}
 	wg       sync.WaitGroup
-	watch    *netx.Watcher // wakes parked players (park.go)
+	watch    netx.LazyWatcher // wakes parked players (park.go)
 	closed   bool
 }
 
@@ -149,12 +149,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		srv.wg.Wait()
-		srv.mu.Lock()
-		if srv.watch != nil {
-			srv.watch.Close()
-			srv.watch = nil
-		}
-		srv.mu.Unlock()
+		srv.watch.Close()
 		close(done)
 	}()
 	select {

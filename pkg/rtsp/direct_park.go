@@ -12,8 +12,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"go.uber.org/zap"
-
-	"sluice/pkg/netx"
 )
 
 // Once its PLAY is answered, a direct player's connection leaves gortsplib
@@ -44,24 +42,6 @@ var (
 	errWithdrawn       = errors.New("stream description withdrawn")
 )
 
-// watcher returns the server's watcher of detached players, starting it if
-// needed.
-func (s *Server) watcher() (*netx.Watcher, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, net.ErrClosed
-	}
-	if s.watch == nil {
-		w, err := netx.NewWatcher()
-		if err != nil {
-			return nil, err
-		}
-		s.watch = w
-	}
-	return s.watch, nil
-}
-
 // addDetached registers a detached player, so that Close ends it; false
 // once the server is closed.
 func (s *Server) addDetached(d *directPlay) bool {
@@ -84,7 +64,7 @@ func (s *Server) removeDetached(d *directPlay) {
 // response and the start of the writes, with the connection's write lock
 // held. A connection the watcher cannot serve stays with gortsplib.
 func (d *directPlay) detach() {
-	w, err := d.srv.watcher()
+	w, err := d.srv.watch.Get()
 	if err != nil {
 		return
 	}

@@ -144,7 +144,7 @@ type Server struct {
 	fan *group.Manager // direct play (direct.go)
 	// Detached direct players and their watcher (direct_park.go); mu.
 	detached map[*directPlay]struct{}
-	watch    *netx.Watcher
+	watch    netx.LazyWatcher
 	mu       sync.Mutex
 	streams  map[string]*Stream
 	pubs     map[string]*PubSession // accepted publishers by stream name
@@ -273,9 +273,7 @@ func (s *Server) Close() {
 		s.rs.Close()
 	}
 	s.fan.WaitPush()
-	if s.watch != nil {
-		s.watch.Close()
-	}
+	s.watch.Close()
 	s.bg.Wait()
 }
 
