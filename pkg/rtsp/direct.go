@@ -439,13 +439,7 @@ func (d *directPlay) fail(err error) {
 		d.kill(err)
 		return
 	}
-	if ss := d.s.ss.Load(); ss != nil {
-		ss.Close()
-		return
-	}
-	if c := d.s.conn.Load(); c != nil {
-		c.Close()
-	}
+	d.s.Close()
 }
 
 // close leaves the fan. Safe to call more than once.

@@ -28,11 +28,10 @@ type session struct {
 	base   [2]atomic.Uint64
 	srvLog *zap.Logger // the session's logger is made per line (logger): one kept per player costs a KiB
 
-	ss     atomic.Pointer[gortsplib.ServerSession]
-	mu     sync.Mutex
-	ended  bool
-	final  [2]uint64 // read, written at the end
-	closed atomic.Bool
+	ss    atomic.Pointer[gortsplib.ServerSession]
+	mu    sync.Mutex
+	ended bool
+	final [2]uint64 // read, written at the end
 	// direct is a player's direct play (direct.go), from its first SETUP
 	// when its connection allows it.
 	direct atomic.Pointer[directPlay]
@@ -122,10 +121,10 @@ func (s *session) freeze() {
 	}
 }
 
-// Close ends the session (kick): its RTSP session, or its connection while
-// it has none.
+// Close ends the session (a kick, or a direct player's failed write): its
+// detached connection, its RTSP session, or its connection while it has
+// none.
 func (s *session) Close() {
-	s.closed.Store(true)
 	if d := s.direct.Load(); d != nil && d.isDetached.Load() {
 		d.kill(errKicked)
 		return
