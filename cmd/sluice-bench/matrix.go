@@ -339,7 +339,7 @@ func (mx *matrix) sluiceRun(ctx context.Context, r matrixRun, latencyOthers int)
 	if mx.profDir != "" {
 		argv = []string{mx.self, "serve", "-cpuprofile", filepath.Join(mx.profDir, name+".cpu.prof"),
 			"-memprofile", filepath.Join(mx.profDir, name+".heap.prof"),
-			"-memprofile-at", (mx.warmup + mx.ramp + mx.settle + mx.dur/2).String()}
+			"-memprofile-at", (mx.warmup + mx.ramp + mx.settle + mx.dur/2).String(), "-memlog", "1s"}
 	}
 	srv, err := mx.start(name+"-server", mx.serverCPU, env, nil, argv...)
 	if err != nil {

@@ -23,6 +23,7 @@ func cmdServe(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here when the server stops")
 	memProfile := fs.String("memprofile", "", "write a heap profile here when the server stops (or at -memprofile-at)")
 	memAt := fs.Duration("memprofile-at", 0, "write the heap profile this long after the start, under load, instead of at the end")
+	memLog := fs.Duration("memlog", 0, "log the runtime's memory classes (heap in use, free, released, stacks, GC goal) at this interval")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,6 +53,9 @@ func cmdServe(ctx context.Context, args []string) error {
 			}
 		})
 		defer t.Stop()
+	}
+	if *memLog > 0 {
+		go logMemory(ctx, *memLog)
 	}
 	select {
 	case <-ctx.Done():
@@ -85,4 +89,24 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	return nil
+}
+
+// logMemory logs where the process's memory is, as the runtime sees it,
+// every interval until ctx ends: what RSS per subscriber is made of.
+func logMemory(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	mib := func(v uint64) float64 { return float64(v) / (1 << 20) }
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		logf("serve: mem heap alloc %.1f inuse %.1f idle %.1f released %.1f; stacks %.1f; other sys %.1f; next GC %.1f MiB; %d GCs; %d goroutines",
+			mib(ms.HeapAlloc), mib(ms.HeapInuse), mib(ms.HeapIdle), mib(ms.HeapReleased), mib(ms.StackInuse),
+			mib(ms.Sys-ms.HeapSys-ms.StackSys), mib(ms.NextGC), ms.NumGC, runtime.NumGoroutine())
+	}
 }

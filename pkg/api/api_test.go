@@ -412,7 +412,7 @@ func TestStatGroupShape(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		pubCounters.read.Add(128 << 10)
 		flvCounters.wrote.Add(64 << 10)
-		f.api.Bitrates.Sample(api.GroupStats(f.m))
+		f.api.Bitrates.Sample(f.m)
 	}
 	// Wait for the second the media arrived in to be complete.
 	for time.Now().Unix() <= fedAt {

@@ -28,6 +28,12 @@ const bitrateWindow = 5
 type Bitrates struct {
 	mu      sync.Mutex
 	samples map[string]*byteSamples
+	scratch []sessionCounters // Sample's list, kept between calls
+}
+
+type sessionCounters struct {
+	id       string
+	counters group.Counters
 }
 
 type byteSamples struct {
@@ -41,37 +47,40 @@ type byteSamples struct {
 // NewBitrates makes an empty tracker.
 func NewBitrates() *Bitrates { return &Bitrates{samples: map[string]*byteSamples{}} }
 
-// Sample records the counters of every session of every group; call it once
-// a second. Sessions that are gone are forgotten.
-func (b *Bitrates) Sample(groups []group.Stat) {
+// Sample records the counters of every session of every group of m; call it
+// once a second. Sessions that are gone are forgotten.
+func (b *Bitrates) Sample(m *group.Manager) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// The records are listed under each group's lock, and the counters read
+	// after it is released: a session's counters may take its own locks.
+	b.scratch = b.scratch[:0]
+	list := func(info *group.SessionInfo) {
+		if info.Counters != nil {
+			b.scratch = append(b.scratch, sessionCounters{info.ID, info.Counters})
+		}
+	}
+	for _, g := range m.Groups() {
+		g.EachSession(list)
+	}
 	for _, s := range b.samples {
 		s.marked = false
 	}
-	record := func(info *group.SessionInfo) {
-		if info == nil || info.Counters == nil {
-			return
-		}
-		s := b.samples[info.ID]
+	for _, sc := range b.scratch {
+		s := b.samples[sc.id]
 		if s == nil {
 			s = &byteSamples{}
-			b.samples[info.ID] = s
+			b.samples[sc.id] = s
 		}
-		s.read[s.next] = info.Counters.ReadBytes()
-		s.wrote[s.next] = info.Counters.WrittenBytes()
+		s.read[s.next] = sc.counters.ReadBytes()
+		s.wrote[s.next] = sc.counters.WrittenBytes()
 		s.next = (s.next + 1) % len(s.read)
 		if s.n < len(s.read) {
 			s.n++
 		}
 		s.marked = true
 	}
-	for i := range groups {
-		record(groups[i].Pub)
-		for j := range groups[i].Subs {
-			record(&groups[i].Subs[j])
-		}
-	}
+	clear(b.scratch) // drop the references to sessions that may end
 	for id, s := range b.samples {
 		if !s.marked {
 			delete(b.samples, id)

@@ -49,6 +49,23 @@ type Stat struct {
 	VideoFramesPerSec []FrameCount
 }
 
+// EachSession calls fn with the publisher's and every listed subscriber's
+// record (internal subscribers are not listed), under the group's read lock:
+// fn must not keep info or call back into g. It is Stat without the copies,
+// for work done every second over every session (bitrate sampling).
+func (g *Group) EachSession(fn func(info *SessionInfo)) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.pub != nil {
+		fn(&g.pub.info)
+	}
+	for s := range g.subs {
+		if !s.info.Internal {
+			fn(&s.info)
+		}
+	}
+}
+
 // Stat returns a snapshot of the group.
 func (g *Group) Stat() Stat {
 	g.mu.RLock()

@@ -278,6 +278,18 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// Wants reports whether an event for url would go anywhere: url is set (a
+// webhook) or someone is subscribed. Callers skip building the bodies of
+// events nobody wants (on_update's lists every session).
+func (d *Dispatcher) Wants(url string) bool {
+	if url != "" {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.subs) > 0
+}
+
 // Enqueue queues ev and returns at once; it never blocks on I/O (it only
 // takes a short internal lock), so the media path may call it. It sets ev.ID
 // and ev.Time, publishes ev to subscribers, and, unless ev.URL is "", queues

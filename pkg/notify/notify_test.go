@@ -507,6 +507,25 @@ func TestBackingOffHeadCanBeDropped(t *testing.T) {
 	}
 }
 
+func TestWants(t *testing.T) {
+	t.Parallel()
+	d := newDispatcher(t, Config{})
+	if !d.Wants("http://127.0.0.1:1/hook") {
+		t.Error("an event with a URL is not wanted")
+	}
+	if d.Wants("") {
+		t.Error("an event with no URL and no subscriber is wanted")
+	}
+	_, cancel := d.Subscribe()
+	if !d.Wants("") {
+		t.Error("an event with no URL is not wanted by a subscriber")
+	}
+	cancel()
+	if d.Wants("") {
+		t.Error("an event with no URL is wanted after the subscriber left")
+	}
+}
+
 func TestSubscribe(t *testing.T) {
 	t.Parallel()
 	rc, srv := newReceiver(t, nil)

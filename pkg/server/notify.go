@@ -75,14 +75,19 @@ func (s *Server) notifyURL(name string) string {
 }
 
 // emit queues one event: delivered as a webhook when configured, and always
-// seen by /api/events subscribers. It never blocks.
+// seen by /api/events subscribers. It never blocks. Its body is not built
+// when nobody wants the event.
 func (s *Server) emit(name, stream string, body any) {
+	url := s.notifyURL(name)
+	if !s.notify.Wants(url) {
+		return
+	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		s.log.Error("webhook body", zap.String("event", name), zap.Error(err))
 		return
 	}
-	s.notify.Enqueue(notify.Event{Name: name, URL: s.notifyURL(name), Stream: stream, Body: b})
+	s.notify.Enqueue(notify.Event{Name: name, URL: url, Stream: stream, Body: b})
 }
 
 // OnEvent is the group observer: it logs each session event and turns it
@@ -195,6 +200,9 @@ func (s *Server) flushRTMPConnect(sess *rtmp.ServerSession, stream string) {
 
 // sendUpdate queues on_update with the same group JSON as /api/stat/all_group.
 func (s *Server) sendUpdate() {
+	if !s.notify.Wants(s.notifyURL(eventUpdate)) {
+		return // not even the group list
+	}
 	s.emit(eventUpdate, "", api.UpdateBody{ServerID: s.cfg.ServerID, Groups: s.api.AllGroups()})
 }
 
@@ -209,7 +217,7 @@ func (s *Server) tick(done <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		s.bitrates.Sample(api.GroupStats(s.groups))
+		s.bitrates.Sample(s.groups)
 		if interval := s.notifyConfig().UpdateIntervalSec; interval > 0 && n >= interval {
 			s.sendUpdate()
 			n = 0
