@@ -35,6 +35,16 @@ type Muxer interface {
 	Mux(pkt *av.Packet) []byte
 }
 
+// SegmentMuxer is a Muxer that can encode a frame written as slices
+// (Publisher.WriteSegments) without joining them: its result, also slices,
+// may alias the input's. It lets a format made of small headers interleaved
+// with media bytes held elsewhere (RTP over RTSP) keep no copy of the media.
+// The slices are shared by every subscriber and never modified afterwards.
+type SegmentMuxer interface {
+	Muxer
+	MuxSegments(pkt *av.Packet, in [][]byte) [][]byte
+}
+
 // JoinHeaderMuxer is a Muxer whose format needs bytes of its own before a
 // subscriber's first frame when that frame is not a keyframe, as on an
 // audio-only stream (MPEG-TS: the current PAT and PMT).
@@ -360,12 +370,11 @@ func (g *Group) activate(f Format) {
 	// new muxer, in stream order, so that a stateful muxer (TS) is primed.
 	for _, fr := range []*Frame{g.meta, g.videoHeader, g.audioHeader} {
 		if fr != nil && fr.seq < g.log.tail {
-			fr.data[f] = g.muxers[f].Mux(fr.Packet)
+			fr.mux(f, g.muxers[f])
 		}
 	}
 	for s := g.log.tail; s < g.log.head; s++ {
-		fr := g.log.at(s)
-		fr.data[f] = g.muxers[f].Mux(fr.Packet)
+		g.log.at(s).mux(f, g.muxers[f])
 	}
 }
 
@@ -413,11 +422,11 @@ func (g *Group) maxGOPNum() int {
 }
 
 // write appends one packet of the publisher to the log. g.mu held.
-func (g *Group) write(pkt *av.Packet) {
-	fr := &Frame{Packet: pkt}
+func (g *Group) write(pkt *av.Packet, seg *segments) {
+	fr := &Frame{Packet: pkt, seg: seg}
 	for f := range g.m.cfg.Formats {
 		if g.active[f] {
-			fr.data[f] = g.muxers[f].Mux(pkt)
+			fr.mux(Format(f), g.muxers[f])
 		}
 	}
 	g.updateTracks(pkt, fr)
@@ -553,7 +562,25 @@ func (p *Publisher) WritePacket(pkt *av.Packet) {
 	g := p.g
 	g.mu.Lock()
 	if !p.closed {
-		g.write(pkt)
+		g.write(pkt, nil)
+	}
+	g.mu.Unlock()
+}
+
+// WriteSegments publishes one frame whose bytes are the slices in (joined,
+// they are what pkt.Payload would be; pkt carries the rest). Formats whose
+// muxer is a SegmentMuxer encode it from in, and may keep referencing in's
+// slices: neither in nor the bytes it refers to may be modified afterwards.
+// Other muxers get pkt as it is.
+func (p *Publisher) WriteSegments(pkt *av.Packet, in [][]byte) {
+	seg := &segments{in: in}
+	for _, b := range in {
+		seg.size += uint64(len(b))
+	}
+	g := p.g
+	g.mu.Lock()
+	if !p.closed {
+		g.write(pkt, seg)
 	}
 	g.mu.Unlock()
 }
@@ -690,9 +717,7 @@ func (s *Sub) collect(dst [][]byte) ([][]byte, error) {
 		s.needInit = false
 		for _, fr := range []*Frame{g.meta, g.videoHeader, g.audioHeader} {
 			if fr != nil && fr.seq < s.cursor {
-				if b := fr.data[s.format]; b != nil {
-					dst = append(dst, b)
-				}
+				dst = fr.appendBytes(dst, s.format)
 			}
 		}
 		if jh, ok := g.muxers[s.format].(JoinHeaderMuxer); ok && !g.hasVideo {
@@ -714,9 +739,7 @@ func (s *Sub) collect(dst [][]byte) ([][]byte, error) {
 				continue
 			}
 		}
-		if b := fr.data[s.format]; b != nil {
-			dst = append(dst, b)
-		}
+		dst = fr.appendBytes(dst, s.format)
 	}
 	return dst, nil
 }

@@ -519,3 +519,71 @@ func feedAudio(pub *Publisher) (stop func()) {
 	}()
 	return func() { close(done); <-published; pub.Close() }
 }
+
+// segMuxer keeps a frame's slices as they are and marks them with a slice of
+// its own; written with WritePacket, a frame is its payload.
+type segMuxer struct{ mark []byte }
+
+func (m segMuxer) Mux(pkt *av.Packet) []byte { return append(append([]byte(nil), m.mark...), pkt.Payload...) }
+
+func (m segMuxer) MuxSegments(_ *av.Packet, in [][]byte) [][]byte {
+	return append([][]byte{m.mark}, in...)
+}
+
+// TestWriteSegments: a frame written as slices reaches a SegmentMuxer's
+// subscribers as those very slices (no copy), in order with frames written
+// whole, including the GOP cache given to a joiner and a format activated
+// after the frames were written; a plain muxer gets the packet; retention
+// counts the slices' bytes.
+func TestWriteSegments(t *testing.T) {
+	m := NewManager(Config{Formats: []FormatSpec{
+		{Name: "seg", GOPNum: 1, NewMuxer: func(string) Muxer { return segMuxer{mark: []byte("|")} }},
+		{Name: "plain", GOPNum: 1, NewMuxer: func(string) Muxer { return copyMuxer{mark: 'p'} }},
+	}})
+	pub, _ := m.Publish(info("P1", "s"))
+	defer pub.Close()
+	early := m.Subscribe(info("S1", "s"), 0)
+	defer early.Close()
+	media := []byte("KEYFRAME-BYTES")
+	in := [][]byte{[]byte("h1"), media[:3], []byte("h2"), media[3:]}
+	pub.WriteSegments(&av.Packet{Kind: av.KindVideo, Codec: av.CodecH264, KeyFrame: true, Payload: []byte("whole")}, in)
+	pub.WritePacket(video(40, false))
+
+	want := []string{"|", "h1", "KEY", "h2", "FRAME-BYTES", "|v40"}
+	checkSeg := func(name string, s *Sub) {
+		t.Helper()
+		s.g.mu.Lock()
+		bufs, err := s.collect(nil)
+		s.g.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, b := range bufs {
+			got = append(got, string(b))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s got %q, want %q", name, got, want)
+		}
+		if &bufs[2][0] != &media[0] || &bufs[4][0] != &media[3] {
+			t.Errorf("%s: the media slices were copied", name)
+		}
+	}
+	checkSeg("subscriber before the frames", early)
+	late := m.Subscribe(info("S2", "s"), 0)
+	defer late.Close()
+	checkSeg("joiner from the GOP cache", late)
+
+	plain := m.Subscribe(info("S3", "s"), 1) // activated now: replays the log
+	defer plain.Close()
+	if got := drain(t, plain); fmt.Sprint(got) != fmt.Sprint([]string{"pwhole", "pv40"}) {
+		t.Errorf("plain muxer got %q", got)
+	}
+	g := m.Group("s")
+	g.mu.RLock()
+	retained := g.log.bytesFrom(g.log.tail)
+	g.mu.RUnlock()
+	if want := uint64(len("h1h2KEYFRAME-BYTES") + len("v40")); retained != want {
+		t.Errorf("retained %d bytes, want %d", retained, want)
+	}
+}

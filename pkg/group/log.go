@@ -16,12 +16,47 @@ type Frame struct {
 	arrival int64  // when the frame was appended, on the Manager's clock
 	Packet  *av.Packet
 	data    [maxFormats][]byte
+	seg     *segments // a frame written with WriteSegments, else nil
 }
 
-// Bytes returns the frame's encoding in format f (nil if f does not carry it).
+// segments are the bytes of a frame written as slices (WriteSegments): its
+// input, and each active format's encoding (SegmentMuxer).
+type segments struct {
+	in   [][]byte
+	size uint64
+	out  [maxFormats][][]byte
+}
+
+// Bytes returns the frame's encoding in format f (nil if f does not carry it
+// or encodes it as segments).
 func (fr *Frame) Bytes(f Format) []byte { return fr.data[f] }
 
-func (fr *Frame) size() uint64 { return uint64(len(fr.Packet.Payload)) }
+func (fr *Frame) size() uint64 {
+	if fr.seg != nil {
+		return fr.seg.size
+	}
+	return uint64(len(fr.Packet.Payload))
+}
+
+// mux fills in the frame's bytes in format f.
+func (fr *Frame) mux(f Format, m Muxer) {
+	if sm, ok := m.(SegmentMuxer); ok && fr.seg != nil {
+		fr.seg.out[f] = sm.MuxSegments(fr.Packet, fr.seg.in)
+		return
+	}
+	fr.data[f] = m.Mux(fr.Packet)
+}
+
+// appendBytes appends the frame's bytes in format f to dst.
+func (fr *Frame) appendBytes(dst [][]byte, f Format) [][]byte {
+	if fr.seg != nil && fr.seg.out[f] != nil {
+		return append(dst, fr.seg.out[f]...)
+	}
+	if b := fr.data[f]; b != nil {
+		dst = append(dst, b)
+	}
+	return dst
+}
 
 // frameLog is a ring of the most recent frames of a stream, addressed by a
 // monotonically increasing sequence number. Subscribers are cursors into it:

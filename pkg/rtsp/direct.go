@@ -1,6 +1,7 @@
 package rtsp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/headers"
-	"github.com/pion/rtp"
 	"go.uber.org/zap"
 
 	"sluice/pkg/av"
@@ -55,27 +55,66 @@ var fanMaps = [...][2]int{{0, 2}, {0, -1}, {-1, 0}, {-1, 2}}
 
 // fanMuxer gives each fan format its bytes: the frames of the generation,
 // written with the channels of fanMaps[0], renumbered to its map (copied
-// once per stream, not per player) or left out for a media not set up.
+// once per stream, not per player) or left out for a media not set up. A
+// frame is written as slices (fanWrite): the headers it makes, and the media
+// bytes of the stream's packets, which no format copies.
 type fanMuxer struct{ m [2]int }
 
 func (f fanMuxer) Mux(pkt *av.Packet) []byte {
-	b := pkt.Payload
-	if len(b) < 4 {
+	out := f.MuxSegments(pkt, [][]byte{pkt.Payload})
+	if len(out) != 1 {
 		return nil
 	}
-	mi := int(b[1] / 2)
+	return out[0]
+}
+
+// MuxSegments renumbers the channels by copying the slices that hold the
+// frames' headers; the others stay shared.
+func (f fanMuxer) MuxSegments(_ *av.Packet, in [][]byte) [][]byte {
+	if len(in) == 0 || len(in[0]) < 4 {
+		return nil
+	}
+	mi := int(in[0][1] / 2)
 	if mi >= len(f.m) || f.m[mi] < 0 {
 		return nil
 	}
 	ch := byte(f.m[mi])
-	if ch == b[1]&^1 {
-		return b
+	if ch == in[0][1]&^1 {
+		return in
 	}
-	out := append([]byte(nil), b...)
-	for i := 0; i+4 <= len(out); i += 4 + int(binary.BigEndian.Uint16(out[i+2:])) {
-		out[i+1] = ch | out[i+1]&1
+	out := append([][]byte(nil), in...)
+	copied := -1
+	ok := interleavedFrames(in, func(i int, head []byte) {
+		if copied != i {
+			out[i], copied = bytes.Clone(in[i]), i
+		}
+		out[i][len(in[i])-len(head)+1] = ch | head[1]&1
+	})
+	if !ok {
+		return nil
 	}
 	return out
+}
+
+// interleavedFrames calls fn with the start of every interleaved frame
+// ('$', channel, length, packet) in bufs: the slice it begins in (its index)
+// from the frame's first byte on. A frame may span slices, but its first 4
+// bytes are in one (fanWrite keeps each frame's headers in one slice). It
+// returns false at bytes that are not a frame.
+func interleavedFrames(bufs [][]byte, fn func(i int, head []byte)) bool {
+	skip := 0
+	for i, b := range bufs {
+		for skip < len(b) {
+			head := b[skip:]
+			if len(head) < 4 || head[0] != '$' {
+				return false
+			}
+			fn(i, head)
+			skip += 4 + int(binary.BigEndian.Uint16(head[2:]))
+		}
+		skip -= len(b)
+	}
+	return skip == 0
 }
 
 // newFan makes the private fan-out of direct play.
@@ -109,7 +148,7 @@ const srInterval = time.Second
 // them to the generation's fan group; a key frame (and the first audio after
 // it) is preceded by its track's sender report, so that a player starting
 // there can place the tracks on one clock at once.
-func (g *generation) fanWrite(t *outputTrack, p *av.Packet, pkts []*rtp.Packet, rtpTS uint32, ntp time.Time, ts int64) {
+func (g *generation) fanWrite(t *outputTrack, p *av.Packet, pkts []rtpOut, rtpTS uint32, ntp time.Time, ts int64) {
 	key := p.Kind == av.KindVideo && p.KeyFrame
 	if g.video != nil && !g.fanKeyed {
 		// The fan starts at a key frame: a player that joins before the
@@ -131,34 +170,64 @@ func (g *generation) fanWrite(t *outputTrack, p *av.Packet, pkts []*rtp.Packet, 
 	if key && g.audio != nil {
 		g.audio.srDue = true
 	}
+	// The frame's slices: every header (interleaving, RTCP, RTP, payload
+	// headers) in one buffer, cut around the packets' media bytes, which
+	// stay the packetizer's slices of p (the stream's group keeps p).
 	size := 0
-	for _, rp := range pkts {
-		size += 4 + rp.MarshalSize()
+	for i := range pkts {
+		size += 4 + pkts[i].hdr.MarshalSize()
+		for _, b := range pkts[i].payload {
+			if len(b) <= inlinePayload {
+				size += len(b)
+			}
+		}
 	}
 	if sr {
 		size += 4 + srSize
 	}
-	buf := make([]byte, 0, size)
+	hdrs := make([]byte, 0, size)
+	segs := make([][]byte, 0, 2*len(pkts)+1)
+	run := 0 // where the headers not yet in segs start
 	ch := byte(2 * t.idx)
 	if sr {
 		t.lastSR = ntp
-		buf = append(buf, '$', ch+1, 0, srSize)
-		buf = appendSR(buf, g.ssrc[t.idx], ntp, rtpTS, t.packets, t.octets)
+		hdrs = append(hdrs, '$', ch+1, 0, srSize)
+		hdrs = appendSR(hdrs, g.ssrc[t.idx], ntp, rtpTS, t.packets, t.octets)
 	}
-	for _, rp := range pkts {
-		rp.SSRC = g.ssrc[t.idx]
-		n := rp.MarshalSize()
-		at := len(buf)
-		buf = append(buf, '$', ch, byte(n>>8), byte(n))
-		buf = buf[:at+4+n]
-		if _, err := rp.MarshalTo(buf[at+4:]); err != nil {
+	for i := range pkts {
+		rp := &pkts[i]
+		rp.hdr.SSRC = g.ssrc[t.idx]
+		hn, pn := rp.hdr.MarshalSize(), rp.payloadLen()
+		n := hn + pn
+		hdrs = append(hdrs, '$', ch, byte(n>>8), byte(n))
+		at := len(hdrs)
+		hdrs = hdrs[:at+hn]
+		if _, err := rp.hdr.MarshalTo(hdrs[at:]); err != nil {
 			return
 		}
+		for _, b := range rp.payload {
+			if len(b) <= inlinePayload {
+				hdrs = append(hdrs, b...)
+				continue
+			}
+			if run < len(hdrs) {
+				segs = append(segs, hdrs[run:])
+			}
+			segs = append(segs, b)
+			run = len(hdrs)
+		}
 		t.packets++
-		t.octets += uint32(len(rp.Payload))
+		t.octets += uint32(pn)
 	}
-	g.fanPub.WritePacket(&av.Packet{Kind: p.Kind, Codec: p.Codec, KeyFrame: key, Timestamp: ts, Payload: buf})
+	if run < len(hdrs) {
+		segs = append(segs, hdrs[run:])
+	}
+	g.fanPub.WriteSegments(&av.Packet{Kind: p.Kind, Codec: p.Codec, KeyFrame: key, Timestamp: ts}, segs)
 }
+
+// inlinePayload is the largest payload slice fanWrite copies next to the
+// headers (payload headers, tiny NAL units) rather than referencing.
+const inlinePayload = 32
 
 // srSize is the size of an RTCP sender report without report blocks.
 const srSize = 28
@@ -342,25 +411,18 @@ func (d *directPlay) play(fan *group.Manager) (*base.Response, error) {
 // packet of each channel in frames (the RTP-Info of a PLAY), by media.
 func firstPackets(frames [][]byte) map[int]*headers.RTPInfoEntry {
 	info := map[int]*headers.RTPInfoEntry{}
-	for _, b := range frames {
-		for len(b) >= 4 && b[0] == '$' {
-			n := int(binary.BigEndian.Uint16(b[2:]))
-			if len(b) < 4+n {
-				break
-			}
-			ch, pkt := int(b[1]), b[4:4+n]
-			b = b[4+n:]
-			if ch&1 != 0 || len(pkt) < 12 {
-				continue // RTCP
-			}
-			if _, ok := info[ch]; ok {
-				continue
-			}
-			seq := binary.BigEndian.Uint16(pkt[2:])
-			ts := binary.BigEndian.Uint32(pkt[4:])
-			info[ch] = &headers.RTPInfoEntry{SequenceNumber: &seq, Timestamp: &ts}
+	interleavedFrames(frames, func(_ int, head []byte) {
+		ch := int(head[1])
+		if ch&1 != 0 || len(head) < 4+12 {
+			return // RTCP
 		}
-	}
+		if _, ok := info[ch]; ok {
+			return
+		}
+		seq := binary.BigEndian.Uint16(head[4+2:])
+		ts := binary.BigEndian.Uint32(head[4+4:])
+		info[ch] = &headers.RTPInfoEntry{SequenceNumber: &seq, Timestamp: &ts}
+	})
 	return info
 }
 

@@ -15,8 +15,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/pion/rtp"
+	"go.uber.org/zap"
 
 	"sluice/pkg/av"
+	"sluice/pkg/group"
 )
 
 // frame is one interleaved frame: "$", channel, length, packet.
@@ -61,6 +68,88 @@ func TestFanMuxer(t *testing.T) {
 	}
 	if _, ok := fanFormat([2]int{4, 6}); ok {
 		t.Error("fanFormat accepts channels 4 and 6")
+	}
+}
+
+// TestFanWriteZeroCopy: fanWrite frames an access unit as the sender report
+// and interleaved RTP packets whose media bytes are the packetizer's slices
+// of the source (no copy), in the channels of each fan format (renumbered
+// headers, shared media), and a player of either format decodes the unit.
+func TestFanWriteZeroCopy(t *testing.T) {
+	fan := newFan(time.Second, zap.NewNop())
+	pub, err := fan.Publish(group.SessionInfo{ID: "F", StreamName: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	tr := &outputTrack{idx: 1} // the second media: channels 2-3 in fanMaps[0]
+	g := &generation{video: tr, fanPub: pub, ssrc: [2]uint32{0, 0xabcdef01}}
+	nal := make([]byte, 5000)
+	for i := range nal {
+		nal[i] = byte(i%250 + 1) // no start code inside
+	}
+	nal[0] = 0x65 // IDR
+	sps := []byte{0x67, 0x42, 0xc0, 0x1e}
+	pz := newPacketizer(96)
+	g.fanWrite(tr, &av.Packet{Kind: av.KindVideo, Codec: av.CodecH264, KeyFrame: true}, pz.h264([][]byte{sps, nal}, 9000), 9000, time.Now(), 100)
+
+	inNAL := func(b []byte) bool {
+		return len(b) > 0 && uintptr(unsafe.Pointer(&b[0])) >= uintptr(unsafe.Pointer(&nal[0])) &&
+			uintptr(unsafe.Pointer(&b[len(b)-1])) <= uintptr(unsafe.Pointer(&nal[len(nal)-1]))
+	}
+	for _, c := range []struct {
+		m       [2]int
+		rtp, sr byte
+	}{{fanMaps[0], 2, 3}, {[2]int{-1, 0}, 0, 1}} {
+		f, _ := fanFormat(c.m)
+		sub := fan.Subscribe(group.SessionInfo{ID: "S", StreamName: "s"}, f)
+		bufs, err := sub.Next(nil)
+		sub.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		media := 0
+		for _, b := range bufs {
+			if inNAL(b) {
+				media += len(b)
+			}
+		}
+		if media != len(nal)-1 { // all but the NAL header, replaced by the FU's
+			t.Errorf("map %v: %d media bytes referenced, want %d", c.m, media, len(nal)-1)
+		}
+		joined := bytes.Join(bufs, nil)
+		dec, err := (&format.H264{PayloadTyp: 96, PacketizationMode: 1}).CreateDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var au [][]byte
+		var chans []byte
+		if !interleavedFrames([][]byte{joined}, func(_ int, head []byte) {
+			chans = append(chans, head[1])
+			n := int(binary.BigEndian.Uint16(head[2:]))
+			if head[1] != c.rtp {
+				return
+			}
+			var rp rtp.Packet
+			if err := rp.Unmarshal(head[4 : 4+n]); err != nil {
+				t.Fatal(err)
+			}
+			if rp.SSRC != 0xabcdef01 {
+				t.Errorf("SSRC %x", rp.SSRC)
+			}
+			au, err = dec.Decode(&rp)
+			if err != nil && !errors.Is(err, rtph264.ErrMorePacketsNeeded) {
+				t.Fatal(err)
+			}
+		}) {
+			t.Fatalf("map %v: not interleaved frames", c.m)
+		}
+		if len(chans) < 3 || chans[0] != c.sr || chans[1] != c.rtp {
+			t.Errorf("map %v: channels %v, want the report on %d then RTP on %d", c.m, chans, c.sr, c.rtp)
+		}
+		if len(au) != 2 || !bytes.Equal(au[0], sps) || !bytes.Equal(au[1], nal) {
+			t.Errorf("map %v: the access unit did not decode back", c.m)
+		}
 	}
 }
 

@@ -50,8 +50,9 @@ type outputTrack struct {
 	format format.Format
 	clock  int
 	// encode returns the RTP packets of one av.Packet (nil for a packet
-	// with nothing to send); rtpTS is the packet's RTP timestamp.
-	encode func(pkt *av.Packet, rtpTS uint32) ([]*rtp.Packet, error)
+	// with nothing to send), their payloads aliasing its bytes; rtpTS is the
+	// packet's RTP timestamp.
+	encode func(pkt *av.Packet, rtpTS uint32) ([]rtpOut, error)
 	// smooth makes AAC timestamps sample-exact: next is the expected RTP
 	// time of the next access unit.
 	smooth   bool
@@ -222,38 +223,23 @@ func newOutputTrack(m *description.Media, f format.Format, cfg *trackConfig) (*o
 	t := &outputTrack{media: m, format: f, clock: f.ClockRate()}
 	switch f := f.(type) {
 	case *format.H264:
-		enc, err := f.CreateEncoder()
-		if err != nil {
-			return nil, err
-		}
 		t.vp = &videoParams{lengthSize: cfg.video.NALULengthSize, sets: [][]byte{f.SPS, f.PPS}, codec: av.CodecH264}
-		t.encode = t.videoEncoder(enc.Encode)
+		t.encode = t.videoEncoder(newPacketizer(f.PayloadTyp).h264)
 	case *format.H265:
-		enc, err := f.CreateEncoder()
-		if err != nil {
-			return nil, err
-		}
 		t.vp = &videoParams{lengthSize: cfg.video.NALULengthSize, sets: [][]byte{f.VPS, f.SPS, f.PPS}, codec: av.CodecH265}
-		t.encode = t.videoEncoder(enc.Encode)
+		t.encode = t.videoEncoder(newPacketizer(f.PayloadTyp).h265)
 	case *format.MPEG4Audio:
-		enc, err := f.CreateEncoder()
-		if err != nil {
-			return nil, err
-		}
+		pz := newPacketizer(f.PayloadTyp)
 		t.smooth = true
-		t.encode = func(pkt *av.Packet, ts uint32) ([]*rtp.Packet, error) {
-			if len(pkt.Data()) == 0 {
-				return nil, nil
-			}
-			pkts, err := enc.Encode([][]byte{pkt.Data()})
-			return stamp(pkts, ts), err
+		t.encode = func(pkt *av.Packet, ts uint32) ([]rtpOut, error) {
+			return pz.aac(pkt.Data(), ts), nil
 		}
 	case *format.G711:
 		enc, err := f.CreateEncoder()
 		if err != nil {
 			return nil, err
 		}
-		t.encode = func(pkt *av.Packet, ts uint32) ([]*rtp.Packet, error) {
+		t.encode = func(pkt *av.Packet, ts uint32) ([]rtpOut, error) {
 			if len(pkt.Data()) == 0 {
 				return nil, nil
 			}
@@ -265,7 +251,7 @@ func newOutputTrack(m *description.Media, f format.Format, cfg *trackConfig) (*o
 		if err != nil {
 			return nil, err
 		}
-		t.encode = func(pkt *av.Packet, ts uint32) ([]*rtp.Packet, error) {
+		t.encode = func(pkt *av.Packet, ts uint32) ([]rtpOut, error) {
 			if len(pkt.Data()) == 0 {
 				return nil, nil
 			}
@@ -281,25 +267,27 @@ func newOutputTrack(m *description.Media, f format.Format, cfg *trackConfig) (*o
 	return t, nil
 }
 
-// stamp adds ts to the timestamps the encoder set relative to the frame's start.
 // videoEncoder turns a video packet into RTP with an H.264 or H.265
-// encoder's Encode, after t.vp has rebuilt the access unit.
-func (t *outputTrack) videoEncoder(encode func([][]byte) ([]*rtp.Packet, error)) func(*av.Packet, uint32) ([]*rtp.Packet, error) {
-	return func(pkt *av.Packet, ts uint32) ([]*rtp.Packet, error) {
+// packetizer, after t.vp has rebuilt the access unit.
+func (t *outputTrack) videoEncoder(packetize func([][]byte, uint32) []rtpOut) func(*av.Packet, uint32) ([]rtpOut, error) {
+	return func(pkt *av.Packet, ts uint32) ([]rtpOut, error) {
 		au, err := t.vp.accessUnit(pkt)
 		if err != nil || len(au) == 0 {
 			return nil, err
 		}
-		pkts, err := encode(au)
-		return stamp(pkts, ts), err
+		return packetize(au, ts), nil
 	}
 }
 
-func stamp(pkts []*rtp.Packet, ts uint32) []*rtp.Packet {
-	for _, p := range pkts {
+// stamp adds ts to the timestamps a gortsplib encoder set relative to the
+// frame's start (G.711, Opus: small frames, copied once).
+func stamp(pkts []*rtp.Packet, ts uint32) []rtpOut {
+	out := make([]rtpOut, len(pkts))
+	for i, p := range pkts {
 		p.Timestamp += ts
+		out[i] = rtpOut{hdr: p.Header, payload: [][]byte{p.Payload}}
 	}
-	return pkts
+	return out
 }
 
 // videoParams turns an FLV video body into the NAL units of one access

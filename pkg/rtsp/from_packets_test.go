@@ -56,10 +56,10 @@ func TestOutputRoundTrip(t *testing.T) {
 		}
 		var au [][]byte
 		for _, rp := range rps {
-			if rp.Timestamp != uint32(p.PTS()*90) {
-				t.Errorf("RTP timestamp %d, want %d", rp.Timestamp, p.PTS()*90)
+			if rp.hdr.Timestamp != uint32(p.PTS()*90) {
+				t.Errorf("RTP timestamp %d, want %d", rp.hdr.Timestamp, p.PTS()*90)
 			}
-			au, err = dec.Decode(rp)
+			au, err = dec.Decode(rp.packet())
 			if err != nil && !errors.Is(err, rtph264.ErrMorePacketsNeeded) {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestOutputRoundTrip(t *testing.T) {
 		if err != nil || len(rps) != 1 {
 			t.Fatalf("encode: %v (%d packets)", err, len(rps))
 		}
-		aus, err := adec.Decode(rps[0])
+		aus, err := adec.Decode(rps[0].packet())
 		if err != nil || len(aus) != 1 || !bytes.Equal(aus[0], p.Data()) {
 			t.Errorf("AAC back: %q, %v", aus, err)
 		}

@@ -362,8 +362,8 @@ func (st *Stream) write(g *generation, t *outputTrack, p *av.Packet, ts int64) {
 	if g.fanPub != nil {
 		g.fanWrite(t, p, pkts, uint32(ticks), ntp, ts)
 	}
-	for _, rp := range pkts {
-		if err := g.stream.WritePacketRTPWithNTP(t.media, rp, ntp); err != nil {
+	for i := range pkts {
+		if err := g.stream.WritePacketRTPWithNTP(t.media, pkts[i].packet(), ntp); err != nil {
 			st.log.Debug("rtsp: writing RTP failed", zap.Error(err))
 			return
 		}
