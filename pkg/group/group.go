@@ -35,11 +35,12 @@ type Muxer interface {
 	Mux(pkt *av.Packet) []byte
 }
 
-// SegmentMuxer is a Muxer that can encode a frame written as slices
-// (Publisher.WriteSegments) without joining them: its result, also slices,
-// may alias the input's. It lets a format made of small headers interleaved
-// with media bytes held elsewhere (RTP over RTSP) keep no copy of the media.
-// The slices are shared by every subscriber and never modified afterwards.
+// SegmentMuxer is a Muxer whose encoding is slices, which may alias the
+// packet's bytes: a format made of small headers around media bytes that the
+// group keeps anyway (FLV tags, RTMP chunks, RTP over RTSP) then keeps no
+// copy of the media. in is the frame's slices when it was written with
+// Publisher.WriteSegments, nil when it was written whole (pkt.Payload). The
+// result is shared by every subscriber and never modified afterwards.
 type SegmentMuxer interface {
 	Muxer
 	MuxSegments(pkt *av.Packet, in [][]byte) [][]byte

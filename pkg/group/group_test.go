@@ -520,21 +520,26 @@ func feedAudio(pub *Publisher) (stop func()) {
 	return func() { close(done); <-published; pub.Close() }
 }
 
-// segMuxer keeps a frame's slices as they are and marks them with a slice of
-// its own; written with WritePacket, a frame is its payload.
+// segMuxer keeps a frame's slices (or its payload, for a frame written
+// whole) as they are and marks them with a slice of its own.
 type segMuxer struct{ mark []byte }
 
-func (m segMuxer) Mux(pkt *av.Packet) []byte { return append(append([]byte(nil), m.mark...), pkt.Payload...) }
+func (m segMuxer) Mux(pkt *av.Packet) []byte {
+	return append(append([]byte(nil), m.mark...), pkt.Payload...)
+}
 
-func (m segMuxer) MuxSegments(_ *av.Packet, in [][]byte) [][]byte {
+func (m segMuxer) MuxSegments(pkt *av.Packet, in [][]byte) [][]byte {
+	if in == nil {
+		in = [][]byte{pkt.Payload}
+	}
 	return append([][]byte{m.mark}, in...)
 }
 
 // TestWriteSegments: a frame written as slices reaches a SegmentMuxer's
 // subscribers as those very slices (no copy), in order with frames written
-// whole, including the GOP cache given to a joiner and a format activated
-// after the frames were written; a plain muxer gets the packet; retention
-// counts the slices' bytes.
+// whole (their payload, not copied either), including the GOP cache given
+// to a joiner and a format activated after the frames were written; a plain
+// muxer gets the packet; retention counts the slices' bytes.
 func TestWriteSegments(t *testing.T) {
 	m := NewManager(Config{Formats: []FormatSpec{
 		{Name: "seg", GOPNum: 1, NewMuxer: func(string) Muxer { return segMuxer{mark: []byte("|")} }},
@@ -547,9 +552,10 @@ func TestWriteSegments(t *testing.T) {
 	media := []byte("KEYFRAME-BYTES")
 	in := [][]byte{[]byte("h1"), media[:3], []byte("h2"), media[3:]}
 	pub.WriteSegments(&av.Packet{Kind: av.KindVideo, Codec: av.CodecH264, KeyFrame: true, Payload: []byte("whole")}, in)
-	pub.WritePacket(video(40, false))
+	whole := video(40, false)
+	pub.WritePacket(whole)
 
-	want := []string{"|", "h1", "KEY", "h2", "FRAME-BYTES", "|v40"}
+	want := []string{"|", "h1", "KEY", "h2", "FRAME-BYTES", "|", "v40"}
 	checkSeg := func(name string, s *Sub) {
 		t.Helper()
 		s.g.mu.Lock()
@@ -565,7 +571,7 @@ func TestWriteSegments(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("%s got %q, want %q", name, got, want)
 		}
-		if &bufs[2][0] != &media[0] || &bufs[4][0] != &media[3] {
+		if &bufs[2][0] != &media[0] || &bufs[4][0] != &media[3] || &bufs[6][0] != &whole.Payload[0] {
 			t.Errorf("%s: the media slices were copied", name)
 		}
 	}

@@ -16,23 +16,20 @@ type Frame struct {
 	arrival int64  // when the frame was appended, on the Manager's clock
 	Packet  *av.Packet
 	data    [maxFormats][]byte
-	seg     *segments // a frame written with WriteSegments, else nil
+	seg     *segments // bytes kept as slices: see segments; else nil
 }
 
-// segments are the bytes of a frame written as slices (WriteSegments): its
-// input, and each active format's encoding (SegmentMuxer).
+// segments are the bytes of a frame kept as slices: its input when it was
+// written with WriteSegments (nil: pkt.Payload whole), and the encoding of
+// each active format whose muxer is a SegmentMuxer.
 type segments struct {
 	in   [][]byte
-	size uint64
+	size uint64 // of in
 	out  [maxFormats][][]byte
 }
 
-// Bytes returns the frame's encoding in format f (nil if f does not carry it
-// or encodes it as segments).
-func (fr *Frame) Bytes(f Format) []byte { return fr.data[f] }
-
 func (fr *Frame) size() uint64 {
-	if fr.seg != nil {
+	if fr.seg != nil && fr.seg.in != nil {
 		return fr.seg.size
 	}
 	return uint64(len(fr.Packet.Payload))
@@ -40,7 +37,10 @@ func (fr *Frame) size() uint64 {
 
 // mux fills in the frame's bytes in format f.
 func (fr *Frame) mux(f Format, m Muxer) {
-	if sm, ok := m.(SegmentMuxer); ok && fr.seg != nil {
+	if sm, ok := m.(SegmentMuxer); ok {
+		if fr.seg == nil {
+			fr.seg = &segments{}
+		}
 		fr.seg.out[f] = sm.MuxSegments(fr.Packet, fr.seg.in)
 		return
 	}

@@ -4,6 +4,8 @@
 package httpflv
 
 import (
+	"encoding/binary"
+
 	"sluice/pkg/av"
 	"sluice/pkg/flv"
 	"sluice/pkg/httpstream"
@@ -31,6 +33,53 @@ func (Muxer) Mux(pkt *av.Packet) []byte {
 	}
 	dst := make([]byte, 0, flv.TagSize(len(payload)))
 	return flv.AppendTag(dst, uint8(pkt.Kind), uint32(pkt.Timestamp), payload)
+}
+
+// MuxSegments returns the FLV tag of an audio or video packet as slices:
+// its header, the packet's bytes (not copied: the stream's group keeps them
+// anyway) and its PreviousTagSize. Metadata, rare and rewritten, is one.
+func (m Muxer) MuxSegments(pkt *av.Packet, in [][]byte) [][]byte {
+	if pkt.Kind != av.KindAudio && pkt.Kind != av.KindVideo {
+		if b := m.Mux(pkt); b != nil {
+			return [][]byte{b}
+		}
+		return nil
+	}
+	if in == nil {
+		in = [][]byte{pkt.Payload}
+	}
+	n := 0
+	for _, b := range in {
+		n += len(b)
+	}
+	if n > flv.MaxDataSize {
+		return nil // no RTMP message is this long
+	}
+	t := &tagSlices{}
+	flv.AppendTagHeader(t.head[:0], flv.TagHeader{Type: uint8(pkt.Kind), DataSize: uint32(n), Timestamp: uint32(pkt.Timestamp)})
+	binary.BigEndian.PutUint32(t.tail[:], uint32(flv.TagHeaderSize+n))
+	if len(in) == 1 {
+		t.list = [3][]byte{t.head[:], in[0], t.tail[:]}
+		return t.list[:]
+	}
+	return append(append([][]byte{t.head[:]}, in...), t.tail[:])
+}
+
+// TagLen is the length of the FLV tag whose header starts first (header,
+// body, PreviousTagSize): a WebSocket-FLV message is one tag
+// (httpstream.Handler.MessageSize).
+func TagLen(first []byte) int {
+	if len(first) < flv.TagHeaderSize {
+		return len(first)
+	}
+	return flv.TagSize(int(first[1])<<16 | int(first[2])<<8 | int(first[3]))
+}
+
+// tagSlices is one tag's slices and its own bytes, in one allocation.
+type tagSlices struct {
+	list [3][]byte
+	head [flv.TagHeaderSize]byte
+	tail [4]byte
 }
 
 // Start returns the FLV file header a subscriber gets first, with the

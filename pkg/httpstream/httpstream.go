@@ -43,6 +43,10 @@ type Handler struct {
 	// Start returns the bytes a subscriber gets before the stream (the FLV
 	// file header); may be nil.
 	Start func(sub Subscription) []byte
+	// MessageSize gives, over WebSocket, the length of the message that
+	// starts with buffer first, when the format's units (FLV tags) are
+	// several buffers; nil: each buffer is one message.
+	MessageSize func(first []byte) int
 	// Subscribe accepts a subscriber, or refuses it with an error that is
 	// answered 403.
 	Subscribe    func(s *Session) (Subscription, error)
@@ -299,7 +303,7 @@ func (h *Handler) stream(s *Session, br *bufio.Reader, sub Subscription, wsKey s
 		if s.websocket {
 			// One binary frame per shared buffer: only the frame headers
 			// are the session's own.
-			frames, headers = frameAll(frames[:0], headers, bufs)
+			frames, headers = frameAll(frames[:0], headers, bufs, h.MessageSize)
 			out = frames
 		}
 		s.conn.SetWriteDeadline(time.Now().Add(timeout))

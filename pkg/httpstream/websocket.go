@@ -66,17 +66,27 @@ func appendFrameHeader(dst []byte, n int) []byte {
 	}
 }
 
-// frameAll puts a frame header before each buffer. The headers live in one
-// reused array sized up front, so the slices into it stay valid.
-func frameAll(out [][]byte, headers []byte, bufs [][]byte) ([][]byte, []byte) {
+// frameAll makes binary frames of bufs: one per buffer, or, with size, one
+// per run of buffers holding size(first buffer) bytes (an FLV tag made of
+// several slices). The headers live in one reused array sized up front, so
+// the slices into it stay valid.
+func frameAll(out [][]byte, headers []byte, bufs [][]byte, size func(first []byte) int) ([][]byte, []byte) {
 	if need := len(bufs) * maxFrameHeader; cap(headers) < need {
 		headers = make([]byte, 0, need)
 	}
 	headers = headers[:0]
-	for _, b := range bufs {
+	for i := 0; i < len(bufs); {
+		n, j := len(bufs[i]), i+1
+		if size != nil {
+			for want := size(bufs[i]); j < len(bufs) && n < want; j++ {
+				n += len(bufs[j])
+			}
+		}
 		start := len(headers)
-		headers = appendFrameHeader(headers, len(b))
-		out = append(out, headers[start:len(headers):len(headers)], b)
+		headers = appendFrameHeader(headers, n)
+		out = append(out, headers[start:len(headers):len(headers)])
+		out = append(out, bufs[i:j]...)
+		i = j
 	}
 	return out, headers
 }

@@ -99,7 +99,7 @@ func TestFrameAll(t *testing.T) {
 		{"large enough", make([]byte, 0, 300*maxFrameHeader)},
 	} {
 		t.Run(start.name, func(t *testing.T) {
-			out, headers := frameAll(nil, start.headers, bufs)
+			out, headers := frameAll(nil, start.headers, bufs, nil)
 			checkFramed(t, out, bufs)
 			// The header of the first buffer, taken before the other 299
 			// were appended, is unchanged.
@@ -114,12 +114,12 @@ func TestFrameAll(t *testing.T) {
 
 	// Reuse with fewer buffers, then more, within the capacity: no
 	// allocation, and the result is right each time.
-	out, headers := frameAll(nil, nil, bufs)
+	out, headers := frameAll(nil, nil, bufs, nil)
 	small := bufs[5:17]
-	out, headers = frameAll(out[:0], headers, small)
+	out, headers = frameAll(out[:0], headers, small, nil)
 	checkFramed(t, out, small)
 	allocs := testing.AllocsPerRun(100, func() {
-		out, headers = frameAll(out[:0], headers, bufs)
+		out, headers = frameAll(out[:0], headers, bufs, nil)
 	})
 	if allocs != 0 {
 		t.Errorf("frameAll with enough capacity: %v allocations per run, want 0", allocs)
@@ -129,8 +129,39 @@ func TestFrameAll(t *testing.T) {
 	// More buffers than the capacity: the header array is replaced up front
 	// and all headers are right.
 	more := testBuffers(700)
-	out, _ = frameAll(out[:0], headers, more)
+	out, _ = frameAll(out[:0], headers, more, nil)
 	checkFramed(t, out, more)
+}
+
+// TestFrameAllUnits: with a size, a run of buffers making one unit (an FLV
+// tag as header, body, trailer) is one frame, the buffers themselves after
+// its header; a buffer that is a unit alone stays one.
+func TestFrameAllUnits(t *testing.T) {
+	// Units: a 1-byte length then that many bytes, in any split.
+	size := func(first []byte) int { return 1 + int(first[0]) }
+	bufs := [][]byte{{3}, {'a', 'b'}, {'c'}, {2, 'x', 'y'}, {200}, bytes.Repeat([]byte{'z'}, 200)}
+	out, _ := frameAll(nil, nil, bufs, size)
+	wantRuns := [][][]byte{bufs[0:3], bufs[3:4], bufs[4:6]}
+	k := 0
+	for i, run := range wantRuns {
+		n := 0
+		for _, b := range run {
+			n += len(b)
+		}
+		if k >= len(out) || !bytes.Equal(out[k], appendFrameHeader(nil, n)) {
+			t.Fatalf("unit %d: no header for %d bytes at slice %d of %d", i, n, k, len(out))
+		}
+		k++
+		for j, b := range run {
+			if k >= len(out) || &out[k][0] != &b[0] {
+				t.Fatalf("unit %d buffer %d is not the caller's", i, j)
+			}
+			k++
+		}
+	}
+	if k != len(out) {
+		t.Errorf("%d slices, want %d", len(out), k)
+	}
 }
 
 // ---------------------------------------------------------------------------

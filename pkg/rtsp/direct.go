@@ -61,7 +61,7 @@ var fanMaps = [...][2]int{{0, 2}, {0, -1}, {-1, 0}, {-1, 2}}
 type fanMuxer struct{ m [2]int }
 
 func (f fanMuxer) Mux(pkt *av.Packet) []byte {
-	out := f.MuxSegments(pkt, [][]byte{pkt.Payload})
+	out := f.MuxSegments(pkt, nil)
 	if len(out) != 1 {
 		return nil
 	}
@@ -70,7 +70,10 @@ func (f fanMuxer) Mux(pkt *av.Packet) []byte {
 
 // MuxSegments renumbers the channels by copying the slices that hold the
 // frames' headers; the others stay shared.
-func (f fanMuxer) MuxSegments(_ *av.Packet, in [][]byte) [][]byte {
+func (f fanMuxer) MuxSegments(pkt *av.Packet, in [][]byte) [][]byte {
+	if in == nil {
+		in = [][]byte{pkt.Payload}
+	}
 	if len(in) == 0 || len(in[0]) < 4 {
 		return nil
 	}

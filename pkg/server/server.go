@@ -351,6 +351,7 @@ func (s *Server) flvHandler() http.Handler {
 		Suffix:       httpflv.Suffix,
 		ContentType:  httpflv.ContentType,
 		Start:        httpflv.Start,
+		MessageSize:  httpflv.TagLen,
 		Subscribe:    s.subscriber(ProtocolHTTPFLV, s.formatFLV),
 		NewSessionID: func() string { return sessionid.Next(sessionid.FLVSub) },
 		Logger:       s.log,
