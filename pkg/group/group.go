@@ -36,9 +36,9 @@ type Muxer interface {
 }
 
 // SegmentMuxer is a Muxer whose encoding is slices, which may alias the
-// packet's bytes: a format made of small headers around media bytes that the
-// group keeps anyway (FLV tags, RTMP chunks, RTP over RTSP) then keeps no
-// copy of the media. in is the frame's slices when it was written with
+// packet's bytes: a format made of a few headers around media bytes that the
+// group keeps anyway (FLV tags, RTP over RTSP) then keeps no copy of the
+// media. Each slice is an iovec of every subscriber's writev: few per frame. in is the frame's slices when it was written with
 // Publisher.WriteSegments, nil when it was written whole (pkt.Payload). The
 // result is shared by every subscriber and never modified afterwards.
 type SegmentMuxer interface {

@@ -35,11 +35,13 @@ func (Muxer) Mux(pkt *av.Packet) []byte {
 	return flv.AppendTag(dst, uint8(pkt.Kind), uint32(pkt.Timestamp), payload)
 }
 
-// MuxSegments returns the FLV tag of an audio or video packet as slices:
-// its header, the packet's bytes (not copied: the stream's group keeps them
-// anyway) and its PreviousTagSize. Metadata, rare and rewritten, is one.
+// MuxSegments returns the FLV tag of a video packet as slices: its header,
+// the packet's bytes (not copied: the stream's group keeps them anyway) and
+// its PreviousTagSize. A small tag (audio, metadata) is one copied slice:
+// every slice is an iovec of every player's writev, and those bytes are few.
 func (m Muxer) MuxSegments(pkt *av.Packet, in [][]byte) [][]byte {
-	if pkt.Kind != av.KindAudio && pkt.Kind != av.KindVideo {
+	media := pkt.Kind == av.KindAudio || pkt.Kind == av.KindVideo
+	if !media || (in == nil && len(pkt.Payload) <= copyMax) {
 		if b := m.Mux(pkt); b != nil {
 			return [][]byte{b}
 		}
@@ -74,6 +76,9 @@ func TagLen(first []byte) int {
 	}
 	return flv.TagSize(int(first[1])<<16 | int(first[2])<<8 | int(first[3]))
 }
+
+// copyMax is the largest payload MuxSegments copies into one slice.
+const copyMax = 1024
 
 // tagSlices is one tag's slices and its own bytes, in one allocation.
 type tagSlices struct {

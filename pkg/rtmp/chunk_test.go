@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"sluice/pkg/amf0"
-	"sluice/pkg/av"
 )
 
 // Hand-built chunk pieces, independent of the writer under test.
@@ -474,17 +473,6 @@ func TestChunkRoundTrip(t *testing.T) {
 					if got := len(AppendChunks(nil, csid, TypeVideo, 1, ts, p, chunkSize)); got != ChunkedSize(csid, ts, size, chunkSize) {
 						t.Fatalf("ChunkedSize mismatch from nil dst")
 					}
-					// ChunkSlices: the same bytes, the payload's pieces
-					// being the payload itself.
-					segs := ChunkSlices(csid, TypeVideo, 1, ts, p, chunkSize)
-					if !bytes.Equal(bytes.Join(segs, nil), stream[before:]) {
-						t.Fatalf("csid %d ts %#x size %d chunk %d: ChunkSlices differs from AppendChunks", csid, ts, size, chunkSize)
-					}
-					for i := 1; i < len(segs); i += 2 {
-						if len(segs[i]) > 0 && &segs[i][0] != &p[i/2*chunkSize] {
-							t.Fatalf("csid %d size %d chunk %d: piece %d is a copy", csid, size, chunkSize, i/2)
-						}
-					}
 					all = append(all, sent{ts, p})
 				}
 			}
@@ -533,33 +521,6 @@ func TestAppendChunksBytes(t *testing.T) {
 	want = "015001" + "000000" + "000000" + "08" + "00000000"
 	if h := hex.EncodeToString(got); h != want {
 		t.Fatalf("\n got %s\nwant %s", h, want)
-	}
-}
-
-// TestMuxerSegments: the RTMP format's slices are its bytes, with an audio
-// or video packet's payload not copied.
-func TestMuxerSegments(t *testing.T) {
-	meta, err := amf0.Append(nil, "@setDataFrame", "onMetaData", amf0.ECMAArray{{Key: "width", Value: 640.0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pkt := range []*av.Packet{
-		{Kind: av.KindVideo, Timestamp: 40, Payload: pattern(7, 10000)},
-		{Kind: av.KindAudio, Timestamp: 0x1234567, Payload: pattern(3, 300)},
-		{Kind: av.KindVideo, Timestamp: 80, Payload: pattern(9, OutChunkSize)},
-		{Kind: av.KindData, Payload: meta},
-	} {
-		segs := Muxer{}.MuxSegments(pkt, nil)
-		if want := (Muxer{}).Mux(pkt); !bytes.Equal(bytes.Join(segs, nil), want) {
-			t.Errorf("%v packet of %d bytes: slices differ from Mux", pkt.Kind, len(pkt.Payload))
-		}
-		if pkt.Kind != av.KindData && &segs[1][0] != &pkt.Payload[0] {
-			t.Errorf("%v packet: the payload was copied", pkt.Kind)
-		}
-		split := Muxer{}.MuxSegments(pkt, [][]byte{pkt.Payload[:2], pkt.Payload[2:]})
-		if !bytes.Equal(bytes.Join(split, nil), bytes.Join(segs, nil)) {
-			t.Errorf("%v packet written as slices: differs", pkt.Kind)
-		}
 	}
 }
 

@@ -58,72 +58,36 @@ func ChunkedSize(csid uint32, timestamp uint32, payloadLen int, chunkSize int) i
 // It panics if csid is outside 2..65599, chunkSize is not positive or the payload
 // is longer than 0xFFFFFF bytes; it allocates only if dst lacks capacity.
 func AppendChunks(dst []byte, csid uint32, typeID uint8, streamID uint32, timestamp uint32, payload []byte, chunkSize int) []byte {
-	checkChunking(payload, chunkSize)
-	dst = slices.Grow(dst, ChunkedSize(csid, timestamp, len(payload), chunkSize))
-	first := min(len(payload), chunkSize)
-	dst = appendFirstChunkHeader(dst, csid, typeID, streamID, timestamp, len(payload))
-	dst = append(dst, payload[:first]...)
-	for rest := payload[first:]; len(rest) > 0; {
-		k := min(len(rest), chunkSize)
-		dst = append(appendContinuationHeader(dst, csid, timestamp), rest[:k]...)
-		rest = rest[k:]
-	}
-	return dst
-}
-
-// ChunkSlices returns the chunks of one message as AppendChunks makes them,
-// as slices: their headers, in one array made here, around the payload's
-// chunk-sized pieces, which are the payload itself (not copied).
-func ChunkSlices(csid uint32, typeID uint8, streamID uint32, timestamp uint32, payload []byte, chunkSize int) [][]byte {
-	checkChunking(payload, chunkSize)
-	headers := make([]byte, 0, ChunkedSize(csid, timestamp, len(payload), chunkSize)-len(payload))
-	out := make([][]byte, 0, 2*max(1, (len(payload)+chunkSize-1)/chunkSize))
-	first := min(len(payload), chunkSize)
-	headers = appendFirstChunkHeader(headers, csid, typeID, streamID, timestamp, len(payload))
-	out = append(out, headers, payload[:first])
-	for rest := payload[first:]; len(rest) > 0; {
-		k := min(len(rest), chunkSize)
-		at := len(headers)
-		headers = appendContinuationHeader(headers, csid, timestamp)
-		out = append(out, headers[at:], rest[:k])
-		rest = rest[k:]
-	}
-	return out
-}
-
-// checkChunking panics on a payload longer than a message can be or a chunk
-// size that is not positive: programming errors.
-func checkChunking(payload []byte, chunkSize int) {
 	if len(payload) > maxMessageLength {
 		panic(fmt.Sprintf("rtmp: message payload of %d bytes exceeds the 24-bit length limit", len(payload)))
 	}
-	if chunkSize <= 0 {
-		panic(fmt.Sprintf("rtmp: chunk size %d must be positive", chunkSize))
-	}
-}
+	dst = slices.Grow(dst, ChunkedSize(csid, timestamp, len(payload), chunkSize))
 
-// appendFirstChunkHeader appends the header of a message's fmt-0 chunk: the
-// absolute timestamp, extended when >= 0xFFFFFF.
-func appendFirstChunkHeader(dst []byte, csid uint32, typeID uint8, streamID, timestamp uint32, n int) []byte {
-	ts24 := min(timestamp, extendedTimestampMark)
+	extended := timestamp >= extendedTimestampMark
+	ts24 := timestamp
+	if extended {
+		ts24 = extendedTimestampMark
+	}
+	n := len(payload)
 	dst = appendBasicHeader(dst, 0, csid)
 	dst = append(dst,
 		byte(ts24>>16), byte(ts24>>8), byte(ts24),
 		byte(n>>16), byte(n>>8), byte(n),
 		typeID)
 	dst = binary.LittleEndian.AppendUint32(dst, streamID)
-	if timestamp >= extendedTimestampMark {
+	if extended {
 		dst = binary.BigEndian.AppendUint32(dst, timestamp)
 	}
-	return dst
-}
-
-// appendContinuationHeader appends the header of a fmt-3 continuation
-// chunk, with the extended timestamp repeated when the message has one.
-func appendContinuationHeader(dst []byte, csid uint32, timestamp uint32) []byte {
-	dst = appendBasicHeader(dst, 3, csid)
-	if timestamp >= extendedTimestampMark {
-		dst = binary.BigEndian.AppendUint32(dst, timestamp)
+	first := min(n, chunkSize)
+	dst = append(dst, payload[:first]...)
+	for rest := payload[first:]; len(rest) > 0; {
+		dst = appendBasicHeader(dst, 3, csid)
+		if extended {
+			dst = binary.BigEndian.AppendUint32(dst, timestamp)
+		}
+		k := min(len(rest), chunkSize)
+		dst = append(dst, rest[:k]...)
+		rest = rest[k:]
 	}
 	return dst
 }

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bytes"
 	"fmt"
 
 	"sluice/pkg/av"
@@ -45,30 +44,6 @@ type Muxer struct{}
 
 // Mux returns the chunk bytes of pkt.
 func (Muxer) Mux(pkt *av.Packet) []byte { return muxChunks(pkt, false) }
-
-// MuxSegments returns the chunks of an audio or video packet as slices: the
-// chunk headers around the packet's bytes, which are not copied (the
-// stream's group keeps them anyway). Metadata, rare and rewritten, is one.
-func (m Muxer) MuxSegments(pkt *av.Packet, in [][]byte) [][]byte {
-	if in != nil {
-		whole := *pkt
-		whole.Payload = bytes.Join(in, nil)
-		pkt = &whole
-	}
-	var csid uint32
-	switch pkt.Kind {
-	case av.KindAudio:
-		csid = csidAudio
-	case av.KindVideo:
-		csid = csidVideo
-	default:
-		if b := m.Mux(pkt); b != nil {
-			return [][]byte{b}
-		}
-		return nil
-	}
-	return ChunkSlices(csid, uint8(pkt.Kind), mediaStreamID, uint32(pkt.Timestamp), pkt.Payload, OutChunkSize)
-}
 
 // PushMuxer encodes packets as the chunks a relay push sends to another
 // server: as Muxer, but metadata goes out with @setDataFrame, as publishers
