@@ -574,14 +574,10 @@ func (p *Publisher) WritePacket(pkt *av.Packet) {
 // slices: neither in nor the bytes it refers to may be modified afterwards.
 // Other muxers get pkt as it is.
 func (p *Publisher) WriteSegments(pkt *av.Packet, in [][]byte) {
-	seg := &segments{in: in}
-	for _, b := range in {
-		seg.size += uint64(len(b))
-	}
 	g := p.g
 	g.mu.Lock()
 	if !p.closed {
-		g.write(pkt, seg)
+		g.write(pkt, &segments{in: in})
 	}
 	g.mu.Unlock()
 }

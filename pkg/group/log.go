@@ -23,16 +23,19 @@ type Frame struct {
 // written with WriteSegments (nil: pkt.Payload whole), and the encoding of
 // each active format whose muxer is a SegmentMuxer.
 type segments struct {
-	in   [][]byte
-	size uint64 // of in
-	out  [maxFormats][][]byte
+	in  [][]byte
+	out [maxFormats][][]byte
 }
 
 func (fr *Frame) size() uint64 {
-	if fr.seg != nil && fr.seg.in != nil {
-		return fr.seg.size
+	if fr.seg == nil || fr.seg.in == nil {
+		return uint64(len(fr.Packet.Payload))
 	}
-	return uint64(len(fr.Packet.Payload))
+	n := 0
+	for _, b := range fr.seg.in {
+		n += len(b)
+	}
+	return uint64(n)
 }
 
 // mux fills in the frame's bytes in format f.

@@ -71,10 +71,11 @@ func (m Muxer) MuxSegments(pkt *av.Packet, in [][]byte) [][]byte {
 // body, PreviousTagSize): a WebSocket-FLV message is one tag
 // (httpstream.Handler.MessageSize).
 func TagLen(first []byte) int {
-	if len(first) < flv.TagHeaderSize {
+	h, err := flv.ParseTagHeader(first)
+	if err != nil {
 		return len(first)
 	}
-	return flv.TagSize(int(first[1])<<16 | int(first[2])<<8 | int(first[3]))
+	return flv.TagSize(int(h.DataSize))
 }
 
 // copyMax is the largest payload MuxSegments copies into one slice.

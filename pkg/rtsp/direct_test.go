@@ -275,11 +275,18 @@ func (p *rawPlayer) readResponse() (int, textproto.MIMEHeader) {
 }
 
 // playBoth sets up both tracks on 0-1 and 2-3 and plays.
-func (p *rawPlayer) playBoth() {
+func (p *rawPlayer) playBoth() { p.play("0", "0-1", "1", "2-3") }
+
+// play sends DESCRIBE, a SETUP per track and channel pair given (track,
+// channels, track, channels...), each answered 200, then PLAY.
+func (p *rawPlayer) play(setups ...string) {
 	p.t.Helper()
 	p.do("DESCRIBE", p.url, "Accept: application/sdp")
-	p.setup("0", "0-1")
-	p.setup("1", "2-3")
+	for i := 0; i+1 < len(setups); i += 2 {
+		if code, _ := p.setup(setups[i], setups[i+1]); code != 200 {
+			p.t.Fatalf("SETUP track %s on %s: %d", setups[i], setups[i+1], code)
+		}
+	}
 	if code, _ := p.do("PLAY", p.url); code != 200 {
 		p.t.Fatalf("PLAY %d", code)
 	}
@@ -387,13 +394,7 @@ func TestDirectPlay(t *testing.T) {
 
 	t.Run("audio_alone", func(t *testing.T) {
 		p := dialRaw(t, srv, "direct")
-		p.do("DESCRIBE", p.url, "Accept: application/sdp")
-		if code, _ := p.setup("1", "0-1"); code != 200 {
-			t.Fatalf("SETUP audio %d", code)
-		}
-		if code, _ := p.do("PLAY", p.url); code != 200 {
-			t.Fatalf("PLAY %d", code)
-		}
+		p.play("1", "0-1")
 		rtpFrames := 0
 		for rtpFrames < 20 {
 			ch, pkt := p.readFrame()
@@ -411,13 +412,7 @@ func TestDirectPlay(t *testing.T) {
 
 	t.Run("other_channels", func(t *testing.T) {
 		p := dialRaw(t, srv, "direct")
-		p.do("DESCRIBE", p.url, "Accept: application/sdp")
-		if code, _ := p.setup("0", "4-5"); code != 200 {
-			t.Fatalf("SETUP video on 4-5: %d", code)
-		}
-		if code, _ := p.do("PLAY", p.url); code != 200 {
-			t.Fatalf("PLAY %d", code)
-		}
+		p.play("0", "4-5")
 		for n := 0; n < 10; {
 			if ch, _ := p.readFrame(); ch == 4 {
 				n++
